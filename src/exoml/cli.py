@@ -1,0 +1,215 @@
+"""The `exoml` command line.
+
+    exoml list                                  the ten tasks
+    exoml run TASK [--flags]                    train + evaluate one task into runs/<task>/<timestamp>/
+    exoml run all [--quick] [--device D]        every task in turn
+    exoml predict TASK INPUT... [--run DIR]     use a trained run on one new input
+    exoml data list|fetch|import|verify         datasets
+
+Errors the user can act on print as one line on stderr (exit 2); an interrupted run exits 130.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from .errors import ExomlError
+
+
+def _sigterm(signum, frame):  # treat `kill` like Ctrl-C so the run is marked interrupted
+    raise KeyboardInterrupt
+
+
+# ------------------------------------------------------------------ list ----------
+
+def cmd_list(_args) -> int:
+    from .tasks import TASKS, available
+    rows = [("task", "exercise", "dataset", "model", "metric", "")]
+    for t in TASKS.values():
+        rows.append((t.name, t.exercise, t.dataset, t.model, t.metric, "" if available(t.name) else "(not yet)"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
+# ------------------------------------------------------------------ run -----------
+
+def run_task(task: str, argv: list[str]) -> Path:
+    """Parse the task's flags, run it in a fresh run folder, return that folder."""
+    from .config import add_config_args, build_config, to_dict
+    from .runs import finish, new_run
+    from .tasks import load_task
+    mod = load_task(task)
+    parser = argparse.ArgumentParser(prog=f"exoml run {task}", description=(mod.__doc__ or "").split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_config_args(parser, mod.Config)
+    parser.add_argument("--config", metavar="FILE.json", help="settings from a JSON file (flags win over it)")
+    given = vars(parser.parse_args(argv))
+    cfg = build_config(mod.Config, given, getattr(mod, "QUICK", {}), given.pop("config", None))
+    with new_run(task, to_dict(cfg), cfg.out) as run:
+        print(f"[{task}] run folder: {run.path}", flush=True)
+        metrics, report = mod.run(cfg, run)
+        finish(run, metrics, report)
+    headline = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in list(headline.items())[:6])
+    print(f"[{task}] done: {shown}\n[{task}] report: {run.path / 'report.md'}", flush=True)
+    return run.path
+
+
+def cmd_run(args) -> int:
+    if args.task != "all":
+        run_task(args.task, args.rest)
+        return 0
+    from .tasks import TASKS, available
+    runnable = [t for t in TASKS if available(t)]
+    failed, t0 = [], time.time()
+    for i, task in enumerate(runnable, 1):
+        print(f"\n=== [{i}/{len(runnable)}] {task} ({time.time() - t0:.0f}s elapsed) ===", flush=True)
+        try:
+            run_task(task, args.rest)
+        except KeyboardInterrupt:
+            raise
+        except SystemExit as e:  # argparse rejected a flag for this task
+            failed.append((task, f"bad arguments (exit {e.code})"))
+        except Exception as e:  # one task's failure must not stop the others
+            failed.append((task, f"{type(e).__name__}: {e}"))
+            print(f"[{task}] FAILED: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+    print(f"\nran {len(runnable)} tasks in {time.time() - t0:.0f}s: {len(runnable) - len(failed)} ok, {len(failed)} failed")
+    for task, err in failed:
+        print(f"  {task}: {err}")
+    return min(len(failed), 100)
+
+
+# ------------------------------------------------------------------ predict -------
+
+def cmd_predict(args) -> int:
+    from .tasks import load_task
+    mod = load_task(args.task)
+    parser = argparse.ArgumentParser(prog=f"exoml predict {args.task}")
+    parser.add_argument("--run", type=Path, help="run folder to use (default: the latest complete run)")
+    parser.add_argument("--out", default="runs", help="runs folder searched for the latest run")
+    mod.add_predict_args(parser)
+    return mod.predict(parser.parse_args(args.rest)) or 0
+
+
+# ------------------------------------------------------------------ data ----------
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def cmd_data(args) -> int:
+    from . import data
+    if args.action == "list":
+        print(f"data home: {data.data_home()}")
+        print(f"{'dataset':14} {'cached':8} {'size':>8}  files / source")
+        for ds in data.DATASETS.values():
+            size = sum(p.stat().st_size for p in ds.processed.glob("*")) if ds.is_cached() else 0
+            files = ", ".join(rf.name for rf in ds.files) or "bundled with scikit-learn"
+            print(f"{ds.name:14} {'yes' if ds.is_cached() else 'no':8} {_human(size) if size else '-':>8}  "
+                  f"{ds.title}: {ds.homepage}\n{'':33}{files}")
+        return 0
+    names = list(data.DATASETS) if args.name == "all" else [args.name]
+    for name in names:
+        data.get(name)  # unknown names fail before any work
+    if args.action == "fetch":
+        for name in names:
+            meta = data.fetch(name)
+            print(f"{name}: fetched and verified, counts {meta['counts']}")
+    elif args.action == "import":
+        if not args.paths:
+            raise ExomlError("exoml data import needs at least one PATH (file or folder)")
+        for name in names:
+            paths = [Path(p) for p in args.paths]
+            if args.name == "all":  # PATH is a folder laid out like ../shared/data
+                paths = data.default_local_paths(name, paths[0])
+                if not paths and data.get(name).files:
+                    print(f"{name}: nothing found under {args.paths[0]}, skipped")
+                    continue
+            t0 = time.time()
+            meta = data.import_(name, paths, subset=args.subset)
+            tag = " (subset)" if meta.get("subset") else ""
+            print(f"{name}: imported {meta['counts']}{tag} in {time.time() - t0:.1f}s")
+    elif args.action == "verify":
+        bad = 0
+        for name in names:
+            if args.name == "all" and not data.get(name).is_cached() and data.get(name).files:
+                print(f"{name}: not cached")
+                continue
+            try:
+                rep = data.verify(name)
+                print(f"{name}: ok, counts {rep['counts']}{' (subset)' if rep['subset'] else ''}"
+                      + "".join(f"; {k}: {v}" for k, v in rep["raw_files"].items()))
+            except ExomlError as e:
+                bad += 1
+                print(f"{name}: FAILED: {e}")
+        return 2 if bad else 0
+    return 0
+
+
+# ------------------------------------------------------------------ main ----------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="exoml", description="Ten classic machine-learning exercises, end to end.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="the ten tasks").set_defaults(func=cmd_list)
+    r = sub.add_parser("run", help="train and evaluate a task (exoml run TASK --help for its settings)",
+                       add_help=False)
+    r.add_argument("task")
+    r.add_argument("rest", nargs=argparse.REMAINDER)
+    r.set_defaults(func=cmd_run)
+    pr = sub.add_parser("predict", help="use a trained run on one new input", add_help=False)
+    pr.add_argument("task")
+    pr.add_argument("rest", nargs=argparse.REMAINDER)
+    pr.set_defaults(func=cmd_predict)
+    d = sub.add_parser("data", help="datasets: list, fetch, import, verify")
+    dsub = d.add_subparsers(dest="action", required=True)
+    dsub.add_parser("list", help="datasets, sources and cache state")
+    for action, text in (("fetch", "download the official files (sha256-checked)"),
+                         ("import", "import a local copy (files or folders)"),
+                         ("verify", "re-check the cache against the official counts")):
+        a = dsub.add_parser(action, help=text)
+        a.add_argument("name", help="dataset name, or 'all'")
+        if action == "import":
+            a.add_argument("paths", nargs="*", help="files or folders (with 'all': one folder laid out like shared/data)")
+            a.add_argument("--subset", action="store_true", help="accept fewer rows than the official dataset")
+    d.set_defaults(func=cmd_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["run"], ["predict"]) and argv[1:2] in ([], ["-h"], ["--help"]):
+        print(f"usage: exoml {argv[0]} TASK [--flags]   (tasks: `exoml list`; "
+              f"settings: `exoml {argv[0]} TASK --help`; all tasks: `exoml run all [--quick]`)")
+        return 0
+    args = build_parser().parse_args(argv)
+    try:
+        signal.signal(signal.SIGTERM, _sigterm)
+    except ValueError:  # not the main thread (tests)
+        pass
+    try:
+        return args.func(args)
+    except ExomlError as e:
+        print(f"exoml: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("exoml: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `exoml data list | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

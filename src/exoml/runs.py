@@ -1,0 +1,210 @@
+"""The run folder: runs/<task>/<YYYYmmdd-HHMMSS>/ and everything written into it.
+
+Every file is written atomically (temporary name in the same folder, then os.replace),
+so a reader never sees half a file. `status.json` says "running" from the first moment,
+"failed" (with the error) or "interrupted" when a run stops early, and "complete" only
+after metrics.json and report.md are in place; `latest_run` only ever returns complete
+runs, so a crashed run can never be mistaken for a finished one.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextmanager
+def atomic_path(path: Path):
+    """Yield a temporary path next to `path`; it replaces `path` only if the block succeeds.
+    For writers that insist on a file name (matplotlib, safetensors, numpy)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, allow_nan=True) + "\n")
+
+
+def git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment() -> dict:
+    import importlib.metadata as md
+    versions = {}
+    for pkg in ("exoml", "torch", "numpy", "scikit-learn", "pandas", "matplotlib", "safetensors"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return {"python": sys.version.split()[0], "platform": platform.platform(),
+            "processor": platform.machine(), "cpus": os.cpu_count(), "versions": versions,
+            "git_sha": git_sha()}
+
+
+class Run:
+    """One run folder. Use `with new_run(task, cfg) as run:`."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.history: list[dict] = []
+        self.started = time.time()
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def status(self, state: str, **extra) -> None:
+        write_json(self.file("status.json"), {"status": state, "time": datetime.now().isoformat(timespec="seconds"),
+                                              "elapsed_s": round(time.time() - self.started, 3), **extra})
+
+    def log_epoch(self, row: dict) -> None:
+        """Append one row to history.csv (the whole file is rewritten atomically: it is small)."""
+        self.history.append(dict(row))
+        keys: list[str] = []
+        for r in self.history:
+            keys += [k for k in r if k not in keys]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=keys)
+        w.writeheader()
+        w.writerows(self.history)
+        atomic_write_text(self.file("history.csv"), buf.getvalue())
+
+    def save_json(self, name: str, obj) -> Path:
+        write_json(self.file(name), obj)
+        return self.file(name)
+
+    def save_figure(self, fig, name: str) -> Path:
+        import matplotlib.pyplot as plt
+        with atomic_path(self.file(name)) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight", format=Path(name).suffix[1:] or "png")
+        plt.close(fig)
+        return self.file(name)
+
+    def save_arrays(self, name: str, **arrays) -> Path:
+        """Test-set predictions and the like, as an .npz without pickled objects."""
+        with atomic_path(self.file(name)) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+        return self.file(name)
+
+    def save_weights(self, tensors: dict, name: str = "model.safetensors", meta: dict | None = None) -> Path:
+        from safetensors.torch import save_file
+        tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        with atomic_path(self.file(name)) as tmp:
+            save_file(tensors, str(tmp), metadata={k: str(v) for k, v in (meta or {}).items()})
+        return self.file(name)
+
+
+def _timestamp() -> str:
+    return datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+@contextmanager
+def new_run(task: str, config: dict, out: str | Path = "runs"):
+    """Create runs/<task>/<timestamp>/ with config.json and a "running" status.
+    On an exception the status becomes "failed" (or "interrupted" on Ctrl-C / SIGTERM)
+    and the exception propagates; the caller marks success with `finish`."""
+    base = Path(out) / task
+    base.mkdir(parents=True, exist_ok=True)
+    stamp = _timestamp()
+    path = base / stamp
+    n = 1
+    while True:
+        try:
+            path.mkdir()
+            break
+        except FileExistsError:  # two runs in the same second
+            n += 1
+            path = base / f"{stamp}-{n}"
+    run = Run(path)
+    run.save_json("config.json", {"task": task, "config": config, "environment": environment(),
+                                  "started": datetime.now().isoformat(timespec="seconds")})
+    run.status("running")
+    try:
+        yield run
+    except KeyboardInterrupt:
+        run.status("interrupted")
+        raise
+    except BaseException as e:
+        run.status("failed", error=f"{type(e).__name__}: {e}")
+        raise
+
+
+def finish(run: Run, metrics: dict, report_md: str) -> None:
+    """Write metrics.json and report.md, then mark the run complete (in that order)."""
+    metrics = {**metrics, "elapsed_s": round(time.time() - run.started, 2)}
+    run.save_json("metrics.json", metrics)
+    atomic_write_text(run.file("report.md"), report_md)
+    run.status("complete")
+
+
+def is_complete(path: Path) -> bool:
+    try:
+        return json.loads((Path(path) / "status.json").read_text()).get("status") == "complete"
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def latest_run(task: str, out: str | Path = "runs") -> Path | None:
+    base = Path(out) / task
+    if not base.is_dir():
+        return None
+    done = sorted((p for p in base.iterdir() if p.is_dir() and is_complete(p)), key=lambda p: p.name)
+    return done[-1] if done else None
