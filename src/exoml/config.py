@@ -109,7 +109,7 @@ def build_config(cls, given: dict, quick_overrides: dict | None = None, config_f
         except (OSError, json.JSONDecodeError) as e:
             raise ConfigError(f"cannot read config file {config_file}: {e}") from e
         loaded = loaded.get("config", loaded)  # accept a run's config.json too
-        values.update({k: v for k, v in loaded.items() if k in names and k not in ("out",)})
+        values.update({k: v for k, v in loaded.items() if k != "out"})  # where to write stays a flag
     values.update(given)
     unknown = set(values) - names
     if unknown:
