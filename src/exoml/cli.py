@@ -4,6 +4,7 @@
     exoml run TASK [--flags]                    train + evaluate one task into runs/<task>/<timestamp>/
     exoml run all [--quick] [--device D]        every task in turn
     exoml predict TASK INPUT... [--run DIR]     use a trained run on one new input
+    exoml report [--runs DIR]                   one HTML page over the latest run of every task
     exoml data list|fetch|import|verify         datasets
 
 Errors the user can act on print as one line on stderr (exit 2); an interrupted run exits 130.
@@ -39,26 +40,41 @@ def cmd_list(_args) -> int:
 
 # ------------------------------------------------------------------ run -----------
 
-def run_task(task: str, argv: list[str]) -> Path:
-    """Parse the task's flags, run it in a fresh run folder, return that folder."""
-    from .config import add_config_args, build_config, to_dict
-    from .runs import finish, new_run
+def task_config(task: str, argv: list[str], prog: str = "exoml run"):
+    """(task module, resolved Config) from the task's generated flags."""
+    from .config import add_config_args, build_config
     from .tasks import load_task
     mod = load_task(task)
-    parser = argparse.ArgumentParser(prog=f"exoml run {task}", description=(mod.__doc__ or "").split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog=f"{prog} {task}", description=(mod.__doc__ or "").split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_config_args(parser, mod.Config)
     parser.add_argument("--config", metavar="FILE.json", help="settings from a JSON file (flags win over it)")
     given = vars(parser.parse_args(argv))
-    cfg = build_config(mod.Config, given, getattr(mod, "QUICK", {}), given.pop("config", None))
-    with new_run(task, to_dict(cfg), cfg.out) as run:
+    return mod, build_config(mod.Config, given, getattr(mod, "QUICK", {}), given.pop("config", None))
+
+
+def execute(task: str, mod, cfg, out: str | Path | None = None, on_epoch=None) -> tuple[Path, dict]:
+    """Run one configured task in a new run folder; `on_epoch(row)` sees each history row too."""
+    from .config import to_dict
+    from .runs import finish, new_run
+    with new_run(task, to_dict(cfg), out or cfg.out) as run:
         print(f"[{task}] run folder: {run.path}", flush=True)
+        if on_epoch is not None:
+            log = run.log_epoch
+            run.log_epoch = lambda row: (log(row), on_epoch(row))[0]
         metrics, report = mod.run(cfg, run)
         finish(run, metrics, report)
+    return run.path, metrics
+
+
+def run_task(task: str, argv: list[str]) -> Path:
+    """`exoml run TASK ...`: parse, run, print the headline numbers; returns the run folder."""
+    mod, cfg = task_config(task, argv)
+    path, metrics = execute(task, mod, cfg)
     headline = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     shown = ", ".join(f"{k}={v:.4g}" for k, v in list(headline.items())[:6])
-    print(f"[{task}] done: {shown}\n[{task}] report: {run.path / 'report.md'}", flush=True)
-    return run.path
+    print(f"[{task}] done: {shown}\n[{task}] report: {path / 'report.md'}", flush=True)
+    return path
 
 
 def cmd_run(args) -> int:
@@ -95,6 +111,15 @@ def cmd_predict(args) -> int:
     parser.add_argument("--out", default="runs", help="runs folder searched for the latest run")
     mod.add_predict_args(parser)
     return mod.predict(parser.parse_args(args.rest)) or 0
+
+
+# ------------------------------------------------------------------ report --------
+
+def cmd_report(args) -> int:
+    from .htmlreport import build_report
+    page = build_report(args.runs, args.out)
+    print(f"report: {page}")
+    return 0
 
 
 # ------------------------------------------------------------------ data ----------
@@ -171,6 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("task")
     pr.add_argument("rest", nargs=argparse.REMAINDER)
     pr.set_defaults(func=cmd_predict)
+    rp = sub.add_parser("report", help="one HTML page over the latest run of every task")
+    rp.add_argument("--runs", default="runs", help="the runs folder to read")
+    rp.add_argument("--out", default=None, help="output folder (default: RUNS/report)")
+    rp.set_defaults(func=cmd_report)
     d = sub.add_parser("data", help="datasets: list, fetch, import, verify")
     dsub = d.add_subparsers(dest="action", required=True)
     dsub.add_parser("list", help="datasets, sources and cache state")
