@@ -4,6 +4,8 @@
     exoml run TASK [--flags]                    train + evaluate one task into runs/<task>/<timestamp>/
     exoml run all [--quick] [--device D]        every task in turn
     exoml predict TASK INPUT... [--run DIR]     use a trained run on one new input
+    exoml tune TASK --trials N [--storage URL]  Optuna search on the validation split
+    exoml compare TASK --optimizer adam sgd     variants side by side (table + learning curves)
     exoml report [--runs DIR]                   one HTML page over the latest run of every task
     exoml data list|fetch|import|verify         datasets
 
@@ -113,6 +115,21 @@ def cmd_predict(args) -> int:
     return mod.predict(parser.parse_args(args.rest)) or 0
 
 
+# ------------------------------------------------------------------ tune, compare -
+
+def cmd_tune(args) -> int:
+    from .tune import tune
+    tune(args.task, args.rest, trials=args.trials, timeout=args.timeout, storage=args.storage,
+         study_name=args.study, space_file=args.space, metric=args.metric)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .compare import compare
+    compare(args.task, args.rest, seeds=args.seeds)
+    return 0
+
+
 # ------------------------------------------------------------------ report --------
 
 def cmd_report(args) -> int:
@@ -196,6 +213,21 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("task")
     pr.add_argument("rest", nargs=argparse.REMAINDER)
     pr.set_defaults(func=cmd_predict)
+    t = sub.add_parser("tune", help="hyper-parameter search (Optuna) on the validation split",
+                       epilog="other flags are the task's settings, fixed for every trial (e.g. --quick --epochs 3)")
+    t.add_argument("task")
+    t.add_argument("--trials", type=int, default=20, help="total finished trials wanted in the study")
+    t.add_argument("--timeout", type=float, default=None, help="stop starting trials after S seconds")
+    t.add_argument("--storage", default=None, help="SQLAlchemy URL (default: SQLite under the study folder)")
+    t.add_argument("--study", default=None, help="study name (default: 'default')")
+    t.add_argument("--space", default=None, help="JSON/YAML search space overriding the task's default")
+    t.add_argument("--metric", default=None, help="validation column to optimise (default: the task's)")
+    t.set_defaults(func=cmd_tune)
+    c = sub.add_parser("compare", help="train variants of a task and compare them in one table and figure",
+                       epilog="other flags are the task's settings; one given several values makes variants")
+    c.add_argument("task")
+    c.add_argument("--seeds", type=int, default=1, help="runs per variant (mean ± std)")
+    c.set_defaults(func=cmd_compare)
     rp = sub.add_parser("report", help="one HTML page over the latest run of every task")
     rp.add_argument("--runs", default="runs", help="the runs folder to read")
     rp.add_argument("--out", default=None, help="output folder (default: RUNS/report)")
@@ -222,7 +254,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: exoml {argv[0]} TASK [--flags]   (tasks: `exoml list`; "
               f"settings: `exoml {argv[0]} TASK --help`; all tasks: `exoml run all [--quick]`)")
         return 0
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if args.command in ("tune", "compare"):
+        args.rest = unknown  # the task's own flags, parsed by the task's config parser
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         signal.signal(signal.SIGTERM, _sigterm)
     except ValueError:  # not the main thread (tests)

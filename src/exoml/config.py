@@ -59,6 +59,10 @@ def _field_type(cls, f: dataclasses.Field):
     return tp, origin
 
 
+# Settings chosen by name across tasks: a typo is caught by the parser, before any training.
+NAMED_CHOICES = {"optimizer": ["adam", "adamw", "sgd", "rmsprop"]}
+
+
 def add_config_args(parser: argparse.ArgumentParser, cls) -> None:
     """One `--flag` per dataclass field; defaults are left unset so we can tell what was given."""
     for f in dataclasses.fields(cls):
@@ -73,8 +77,9 @@ def add_config_args(parser: argparse.ArgumentParser, cls) -> None:
         elif origin in (list, tuple):
             (inner,) = typing.get_args(tp)[:1]
             parser.add_argument(flag, nargs="+", type=inner, **kwargs)
-        elif "choices" in f.metadata:
-            parser.add_argument(flag, type=tp, choices=f.metadata["choices"], **kwargs)
+        elif "choices" in f.metadata or f.name in NAMED_CHOICES:
+            choices = f.metadata.get("choices", NAMED_CHOICES.get(f.name))
+            parser.add_argument(flag, type=tp, choices=choices, **kwargs)
         else:
             parser.add_argument(flag, type=tp, metavar=tp.__name__.upper(), **kwargs)
 

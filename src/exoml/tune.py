@@ -1,0 +1,188 @@
+"""`exoml tune TASK`: hyper-parameter search with Optuna, always scored on the validation split.
+
+Each trial is an ordinary run of the task (its own run folder under the study folder) with
+settings drawn by the TPE sampler; the task's history rows (one per epoch) are reported to
+Optuna, so the median pruner can stop hopeless trials early. The objective is the validation
+metric of the last epoch (`val_accuracy`, `val_loss`, ...): the test split plays no part in any
+choice. The study lives in SQLite under the study folder by default, so an interrupted study
+resumes where it stopped; any SQLAlchemy URL (e.g. PostgreSQL) lets several processes or
+machines share one study.
+
+    runs/<task>/tune-<study>/study.db           the Optuna storage (default)
+    runs/<task>/tune-<study>/trials/...         one run folder per trial
+    runs/<task>/tune-<study>/best_config.json   feed it to `exoml run TASK --config best_config.json`
+    runs/<task>/tune-<study>/report.md + PNGs   optimisation history, importances, parallel coordinates
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from .errors import ExomlError
+from .report import img, md_table
+from .runs import atomic_write_text, write_json
+
+# Validation metrics we know how to optimise, first match wins: (history column, direction).
+OBJECTIVES = (("val_accuracy", "maximize"), ("val_f1", "maximize"), ("val_r2", "maximize"),
+              ("val_mse", "minimize"), ("val_loss", "minimize"))
+
+
+def default_space(cfg) -> dict:
+    """A sensible search space from the task's own settings (a task may define TUNE_SPACE instead)."""
+    space = {}
+    for f in dataclasses.fields(cfg):
+        v, name = getattr(cfg, f.name), f.name
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+            continue
+        if name in ("lr", "learning_rate") and v > 0:
+            space[name] = {"type": "float", "low": v / 10, "high": v * 10, "log": True}
+        elif name == "weight_decay":
+            space[name] = {"type": "float", "low": 1e-6, "high": 1e-2, "log": True}
+        elif "dropout" in name:
+            space[name] = {"type": "float", "low": 0.0, "high": 0.5}
+        elif name == "optimizer":
+            space[name] = {"type": "categorical", "choices": ["adam", "adamw", "sgd", "rmsprop"]}
+        elif name == "batch_size" and isinstance(v, int):
+            space[name] = {"type": "categorical", "choices": sorted({max(8, v // 2), v, v * 2})}
+        elif isinstance(v, int) and v >= 4 and any(k in name for k in ("width", "hidden", "channels", "units", "embed")):
+            space[name] = {"type": "categorical", "choices": sorted({v // 2, v, v * 2})}
+        elif isinstance(v, int) and any(k in name for k in ("depth", "layers")) and v >= 1:
+            space[name] = {"type": "int", "low": max(1, v - 1), "high": v + 1}
+    return space
+
+
+def load_space(path: str) -> dict:
+    text = Path(path).read_text()
+    try:
+        if path.endswith((".yaml", ".yml")):
+            import yaml
+            space = yaml.safe_load(text)
+        else:
+            space = json.loads(text)
+    except Exception as e:  # yaml and json raise different types; both mean the same to the user
+        raise ExomlError(f"cannot read search space {path}: {e}") from None
+    if not isinstance(space, dict) or not space:
+        raise ExomlError(f"search space {path} must be a non-empty mapping of setting -> distribution")
+    return space
+
+
+def suggest(trial, space: dict) -> dict:
+    params = {}
+    for name, spec in space.items():
+        kind = spec.get("type")
+        if kind == "float":
+            params[name] = trial.suggest_float(name, spec["low"], spec["high"], log=spec.get("log", False))
+        elif kind == "int":
+            params[name] = trial.suggest_int(name, spec["low"], spec["high"], step=spec.get("step", 1))
+        elif kind == "categorical":
+            params[name] = trial.suggest_categorical(name, spec["choices"])
+        else:
+            raise ExomlError(f"search space entry {name!r}: type must be float, int or categorical")
+    return params
+
+
+def _objective_of(row: dict, wanted: str | None) -> tuple[str, str]:
+    for key, direction in OBJECTIVES:
+        if (wanted is None or key == wanted) and isinstance(row.get(key), (int, float)):
+            return key, direction
+    raise ExomlError(f"no validation metric {wanted or ''} in the task's history (columns: {', '.join(row)})")
+
+
+def tune(task: str, argv: list[str], trials: int, timeout: float | None = None, storage: str | None = None,
+         study_name: str | None = None, space_file: str | None = None, metric: str | None = None) -> Path:
+    import optuna
+    from .cli import execute, task_config
+    mod, base = task_config(task, argv, prog="exoml tune")
+    study_name = study_name or "default"
+    folder = Path(base.out) / task / f"tune-{study_name}"
+    folder.mkdir(parents=True, exist_ok=True)
+    storage = storage or f"sqlite:///{(folder / 'study.db').resolve()}"
+    space = load_space(space_file) if space_file else getattr(mod, "TUNE_SPACE", None) or default_space(base)
+    unknown = set(space) - {f.name for f in dataclasses.fields(base)}
+    if unknown:
+        raise ExomlError(f"search space names unknown settings of {task}: {', '.join(sorted(unknown))}")
+    metric = metric or getattr(mod, "TUNE_METRIC", None)
+
+    # The study always maximises a score: the metric itself, or minus it for losses and errors,
+    # so the direction need not be known before the first epoch tells us which metric we have.
+    study = optuna.create_study(
+        study_name=study_name, load_if_exists=True, direction="maximize",
+        storage=optuna.storages.RDBStorage(storage, heartbeat_interval=30, grace_period=90,
+                                           failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1)),
+        sampler=optuna.samplers.TPESampler(seed=base.seed), pruner=optuna.pruners.MedianPruner(n_warmup_steps=1))
+
+    def objective(trial):
+        params = suggest(trial, space)
+        cfg = dataclasses.replace(base, **params, seed=base.seed + trial.number)
+        state = {}
+
+        def on_epoch(row):
+            key, direction = _objective_of(row, metric)
+            state.update(key=key, value=float(row[key]), sign=1.0 if direction == "maximize" else -1.0)
+            trial.report(state["sign"] * state["value"], step=int(row.get("epoch", 0)))
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {row.get('epoch')}")
+
+        path, _ = execute(task, mod, cfg, out=folder / "trials", on_epoch=on_epoch)
+        if "value" not in state:
+            raise ExomlError(f"task {task} reported no validation metric: nothing to tune on")
+        trial.set_user_attr("run", str(path))
+        trial.set_user_attr("metric", state["key"])
+        trial.set_user_attr("metric_value", state["value"])
+        return state["sign"] * state["value"]
+
+    done = lambda: sum(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+                       for t in study.trials)
+    remaining = max(0, trials - done())
+    if remaining:
+        study.optimize(objective, n_trials=remaining, timeout=timeout, catch=(ExomlError,),
+                       callbacks=[optuna.study.MaxTrialsCallback(trials, states=(
+                           optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))])
+    write_study_report(study, folder, task, base)
+    return folder
+
+
+def write_study_report(study, folder: Path, task: str, base) -> None:
+    import optuna
+    import matplotlib.pyplot as plt
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise ExomlError("no trial completed: nothing to report")
+    best = study.best_trial
+    best_cfg = {**dataclasses.asdict(base), **best.params}
+    best_cfg.pop("out", None)
+    write_json(folder / "best_config.json", best_cfg)
+    rows = [{"trial": t.number, "state": t.state.name, t.user_attrs.get("metric", "value"): t.user_attrs.get("metric_value"),
+             **t.params} for t in study.trials]
+    figures = []
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # optuna's matplotlib plots are flagged experimental
+        vis = optuna.visualization.matplotlib
+        plots = [("optimization_history.png", vis.plot_optimization_history), ("parallel_coordinate.png",
+                 vis.plot_parallel_coordinate), ("slice.png", vis.plot_slice)]
+        if len(complete) >= 2 and best.params:
+            plots.append(("param_importances.png", vis.plot_param_importances))
+        for name, fn in plots:
+            try:
+                ax = fn(study)
+                fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
+                fig.savefig(folder / name, dpi=100, bbox_inches="tight")
+                plt.close(fig)
+                figures.append(name)
+            except (ValueError, RuntimeError, ImportError):
+                continue  # e.g. importances need at least two distinct parameter values
+    metric = best.user_attrs.get("metric", "validation metric")
+    text = "\n".join([
+        f"# Tuning {task}: study {study.study_name}", "",
+        f"{len(study.trials)} trials ({len(complete)} complete), objective: {metric} of the last epoch, "
+        "measured on the validation split carved from train (losses are minimised, the rest maximised).", "",
+        f"Best trial {best.number}: {metric} = {best.user_attrs.get('metric_value'):.4g}. "
+        "Retrain it and evaluate once on the test split:",
+        "", f"    exoml run {task} --config {folder / 'best_config.json'}", "",
+        "## Trials", "", md_table(rows), "", *[img(f) + "\n" for f in figures]])
+    atomic_write_text(folder / "report.md", text)
+    print(f"[tune {task}] best {metric} = {best.user_attrs.get('metric_value'):.4g} (trial {best.number}); "
+          f"best config: {folder / 'best_config.json'}")

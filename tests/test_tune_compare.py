@@ -1,0 +1,93 @@
+"""`exoml tune` and `exoml compare` on the mnist task with tiny generated data."""
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing as mp
+import os
+
+import pytest
+
+from exoml import data
+from exoml.cli import main
+from exoml.tasks import available
+
+from fixtures.mnist import write_mnist
+
+pytestmark = pytest.mark.skipif(not available("mnist"), reason="mnist task not implemented")
+
+QUICK = ["--quick", "--epochs", "2"]
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path):
+    write_mnist(tmp_path / "mnist", n_train=200, n_test=50)
+    data.import_("mnist", [tmp_path / "mnist"], subset=True)
+    return tmp_path
+
+
+def _trials(db: str) -> list:
+    import optuna
+    return optuna.load_study(study_name="s", storage=db).trials
+
+
+def test_tune_study_resumes_and_best_config_runs(tiny_mnist, capsys):
+    out = tiny_mnist / "runs"
+    args = ["tune", "mnist", "--study", "s", "--out", str(out), *QUICK]
+    assert main([*args, "--trials", "2"]) == 0
+    folder = out / "mnist" / "tune-s"
+    db = f"sqlite:///{folder / 'study.db'}"
+    assert len(_trials(db)) == 2
+    # "Interrupted" after 2 of 3 trials: running again with --trials 3 adds exactly one.
+    assert main([*args, "--trials", "3"]) == 0
+    trials = _trials(db)
+    assert len(trials) == 3 and len({t.number for t in trials}) == 3
+    assert all(t.user_attrs.get("metric") == "val_accuracy" for t in trials if t.state.name == "COMPLETE")
+    best = json.loads((folder / "best_config.json").read_text())
+    assert "lr" in best and (folder / "report.md").exists() and (folder / "optimization_history.png").exists()
+    # The best config retrains as an ordinary run, evaluated once on the test split.
+    assert main(["run", "mnist", "--config", str(folder / "best_config.json"), "--out", str(out)]) == 0
+    cfg = json.loads(sorted((out / "mnist").glob("2*/config.json"))[-1].read_text())["config"]
+    assert cfg["lr"] == pytest.approx(best["lr"])
+
+
+def _worker(home: str, out: str, n: int) -> None:
+    os.environ["EXOML_DATA"] = home
+    from exoml.cli import main as m
+    assert m(["tune", "mnist", "--study", "s", "--trials", str(n), "--out", out, *QUICK]) == 0
+
+
+def test_tune_two_workers_share_one_sqlite_study(tiny_mnist):
+    out = tiny_mnist / "runs"
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(os.environ["EXOML_DATA"], str(out), 4)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+    assert all(p.exitcode == 0 for p in procs)
+    trials = _trials(f"sqlite:///{out / 'mnist' / 'tune-s' / 'study.db'}")
+    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    # Neither lost nor duplicated: distinct numbers, each with its own run folder.
+    assert len({t.number for t in trials}) == len(trials) and len(finished) >= 4
+    runs = [t.user_attrs["run"] for t in finished if "run" in t.user_attrs]
+    assert len(runs) == len(set(runs))
+
+
+def test_compare_two_optimizers(tiny_mnist):
+    out = tiny_mnist / "runs"
+    assert main(["compare", "mnist", "--optimizer", "adam", "sgd", "--out", str(out), *QUICK]) == 0
+    folder = next((out / "mnist").glob("compare-*"))
+    rows = list(csv.DictReader((folder / "compare.csv").open()))
+    assert [r["variant"] for r in rows] == ["optimizer=adam", "optimizer=sgd"]
+    assert all(0.0 <= float(r["mean"]) <= 1.0 for r in rows)
+    assert (folder / "curves.png").stat().st_size > 1000
+
+
+def test_compare_rejects_bad_variant_before_training(tiny_mnist, capsys):
+    out = tiny_mnist / "runs"
+    with pytest.raises(SystemExit):
+        main(["compare", "mnist", "--optimizer", "adam", "lbfgs", "--out", str(out), *QUICK])
+    assert not (out / "mnist").exists() or not list((out / "mnist").glob("compare-*/runs/*/*/metrics.json"))
+    assert main(["compare", "mnist", "--out", str(out)]) == 2
+    assert "nothing to compare" in capsys.readouterr().err
