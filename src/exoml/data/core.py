@@ -229,7 +229,8 @@ def iter_tar(path: Path) -> Iterator[tuple[PurePosixPath, bytes]]:
     import lzma
     import zlib
     try:
-        with tarfile.open(path, mode="r:*") as tf:
+        # Streaming mode ("r|*"): one pass over the compressed bytes, no seeking back.
+        with tarfile.open(path, mode="r|*") as tf:
             for m in tf:
                 name = safe_member_name(m.name, path)
                 if m.issym() or m.islnk():
@@ -240,7 +241,8 @@ def iter_tar(path: Path) -> Iterator[tuple[PurePosixPath, bytes]]:
                 fh = tf.extractfile(m)
                 yield name, fh.read() if fh else b""
     except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error) as e:
-        raise DataError(f"{Path(path).name}: corrupt or truncated archive ({e})") from None
+        detail = " ".join(str(e).split())  # tarfile lists every compression it tried, over several lines
+        raise DataError(f"{Path(path).name}: corrupt or truncated archive ({detail[:160]})") from None
 
 
 # ---------------------------------------------------------------- processed cache -----
