@@ -1,0 +1,274 @@
+"""The sequence tasks (imdb, electricity) end to end on tiny generated data in the real file formats
+(an aclImdb tree; a UCI power text with `?` rows), `exoml predict` with its error paths, the token
+cache, the exact masking of the RNN, missing-value handling, and the naive baselines by hand."""
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from exoml import data, text
+from exoml import timeseries as ts
+from exoml.cli import main
+
+from fixtures.electricity import write_power
+from fixtures.imdb import write_aclimdb
+
+_RUNS: dict[str, Path] = {}
+
+
+def power_text_lines(start=datetime(2010, 1, 1), days: int = 72, step_min: int = 10) -> list[str]:
+    """UCI rows every `step_min` minutes with a daily and weekly rhythm, a missing day (`?` rows)
+    and a few isolated missing readings."""
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(days * 24 * 60 // step_min):
+        t = start + timedelta(minutes=i * step_min)
+        d = f"{t.day}/{t.month}/{t.year};{t:%H:%M:%S}"
+        if (t.month, t.day) == (1, 20) or i % 997 == 5:
+            out.append(f"{d};?;?;?;?;?;?;")
+            continue
+        kw = 1.0 + 0.8 * math.sin(2 * math.pi * (t.hour - 6) / 24) + 0.3 * (t.weekday() >= 5) + rng.normal(0, 0.1)
+        kw = max(kw, 0.1)
+        out.append(f"{d};{kw:.3f};0.100;{240 + rng.normal(0, 1):.3f};{kw * 4.2:.3f};0.000;1.000;{17 * kw:.3f}")
+    return out
+
+
+def electricity_flags() -> list[str]:
+    # 72 days from 2010-01-01: test from Sunday 2010-02-28 (two whole weeks), validation two weeks before it
+    return ["--test-start", "2010-02-28", "--val-weeks", "2", "--daily-ensemble", "2"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One --quick run per task, shared by this file's tests: task -> (run folder, runs folder)."""
+    def get(task: str) -> tuple[Path, Path]:
+        if task not in _RUNS:
+            root = tmp_path_factory.mktemp(task)
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("EXOML_DATA", str(root / "data"))
+                data._loaded.clear()
+                if task == "imdb":
+                    data.import_("imdb", [write_aclimdb(root / "raw", n_per_label=30)], subset=True)
+                    extra = ["--epochs", "12", "--lr", "0.01"]  # tiny corpus: a few more passes to learn it
+                else:
+                    data.import_("electricity", [write_power(root / "raw", power_text_lines())], subset=True)
+                    extra = electricity_flags()
+                assert main(["run", task, "--quick", "--out", str(root / "runs"), *extra]) == 0
+                data._loaded.clear()
+            (_RUNS[task],) = list((root / "runs" / task).iterdir())
+        return _RUNS[task], _RUNS[task].parent.parent
+    return get
+
+
+def _home(run: Path) -> Path:
+    return run.parent.parent.parent / "data"
+
+
+# ---------------------------------------------------------------- imdb -------------
+
+def test_imdb_quick_run_end_to_end(trained):
+    run, _ = trained("imdb")
+    assert json.loads((run / "status.json").read_text())["status"] == "complete"
+    m = json.loads((run / "metrics.json").read_text())
+    for key in ("accuracy", "precision", "recall", "f1", "n_test", "best_epoch", "val_accuracy"):
+        assert key in m, key
+    assert m["n_test"] == 60
+    # "loved it" / "hated it" ends every fixture review: a working model gets nearly all right
+    assert m["accuracy"] >= 0.9
+    p = np.load(run / "predictions.npz", allow_pickle=False)
+    assert np.isclose((p["pred"] == p["label"]).mean(), m["accuracy"])
+    assert np.array_equal(p["pred"], (p["prob_pos"] > 0.5).astype(int))
+    for f in ("history.csv", "model.safetensors", "vocab.json", "report.md", "lengths.png", "labels.png",
+              "top_words.png", "curves.png", "confusion.png", "probabilities.png"):
+        assert (run / f).is_file(), f
+    assert "Most confident mistakes" in (run / "report.md").read_text()
+
+
+def test_imdb_token_cache_is_plain_npy_and_reused(trained, monkeypatch):
+    run, _ = trained("imdb")
+    (folder,) = list((_home(run) / "imdb" / "tokens").iterdir())
+    for f in folder.glob("*.npy"):
+        np.load(f, allow_pickle=False)  # no pickled objects anywhere
+    monkeypatch.setenv("EXOML_DATA", str(_home(run)))
+    data._loaded.clear()
+    ds = data.load("imdb")
+    called = []
+    corpus = text.token_cache({"train": ds.train, "test": ds.test}, progress=called.append)
+    assert not called and corpus["cache"] == str(folder)  # read back, not rebuilt
+    # ids count words of the training split only: the test-only word "test" is unknown
+    assert "test" not in corpus["words"] and "train" in corpus["words"]
+    first = corpus["test_ids"][corpus["test_offsets"][0]]
+    assert first == text.UNK
+
+
+def test_tokenize_pad_and_vocabulary_cut():
+    assert text.tokenize("A <br /><br />GREAT film, isn't it?!") == ["a", "great", "film", "isn't", "it", "?", "!"]
+    assert text.tokenize("Naïve café", lowercase=False, punctuation="") == ["Naïve", "café"]
+    ids = np.array([5, 6, 7, 8, 9, 2, 3], dtype=np.int32)
+    offsets = np.array([0, 5, 7])
+    x = text.pad(ids, offsets, max_len=3, vocab_size=8)
+    # the first review keeps its last 3 tokens (9 is beyond the vocabulary: unknown); the second is padded
+    assert x.tolist() == [[7, 1, 1], [2, 3, 0]]
+
+
+def test_masked_bidirectional_rnn_ignores_padding():
+    from exoml.tasks.imdb import SentimentRNN
+    torch.manual_seed(0)
+    for pooling in ("max", "mean", "last"):
+        model = SentimentRNN(50, 8, 6, layers=2, rnn="lstm", pooling=pooling, dropout=0.0).eval()
+        short = torch.tensor([[4, 9, 13]])
+        batch = torch.tensor([[4, 9, 13, 0, 0, 0, 0], [5, 6, 7, 8, 9, 10, 11]])
+        with torch.no_grad():
+            alone, together = model(short), model(batch)
+        assert torch.allclose(alone[0], together[0], atol=1e-6), pooling
+
+
+def test_imdb_predict_text_and_file(trained, tmp_path, capsys):
+    run, runs = trained("imdb")
+    assert main(["predict", "imdb", "great wonderful film, loved it", "--out", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "positive" in out or "negative" in out
+    png = Path(out.strip().splitlines()[-1].split("plot: ")[1])
+    assert png.is_file() and png.parent == run / "predictions"
+    review = tmp_path / "review.txt"
+    review.write_text("awful boring plot, hated it\n", encoding="utf-8")
+    assert main(["predict", "imdb", "--file", str(review), "--run", str(run)]) == 0
+    assert (run / "predictions" / "review.png").is_file()
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("empty", "empty"), ("spaces", "empty"), ("binary", "binary"), ("latin1", "not UTF-8"),
+    ("missing", "not found"), ("none", "quoted argument"), ("no_words", "no words")])
+def test_imdb_predict_bad_input(trained, tmp_path, capsys, kind, message):
+    _, runs = trained("imdb")
+    f = tmp_path / "r.txt"
+    args = {"empty": [""], "spaces": ["  \n\t "], "no_words": ["... ,;"], "none": []}.get(kind)
+    if args is None:
+        if kind == "binary":
+            f.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+        elif kind == "latin1":
+            f.write_bytes("très bon film".encode("latin-1"))
+        args = ["--file", str(f)]
+    assert main(["predict", "imdb", *args, "--out", str(runs)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("exoml: error:") and message in err and "\n" not in err
+
+
+def test_imdb_predict_without_a_run(tmp_path, capsys):
+    assert main(["predict", "imdb", "fine film", "--out", str(tmp_path / "none")]) == 2
+    assert "no complete run" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- electricity -------
+
+def test_electricity_quick_run_end_to_end(trained):
+    run, _ = trained("electricity")
+    assert json.loads((run / "status.json").read_text())["status"] == "complete"
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["imputed_hours"] == 24 and m["missing_minutes"] > 144
+    assert m["D_test_weeks"] == 2
+    for key in ("H_test_mse_kw2", "H_test_mae_kw", "H_persistence_mse_kw2", "H_same_hour_yesterday_mse_kw2",
+                "H_same_hour_last_week_mse_kw2", "D_test_rmse_kw", "D_weekly_persistence_rmse_kw",
+                "D_rmse_Sun_kw"):
+        assert np.isfinite(m[key]), key
+    # the saved forecasts reproduce the metrics, baselines included
+    h = np.load(run / "predictions_hourly.npz", allow_pickle=False)
+    assert np.isclose(((h["pred_kw"] - h["true_kw"]) ** 2).mean(), m["H_test_mse_kw2"])
+    assert np.isclose(((h["baseline_same_hour_yesterday"] - h["true_kw"]) ** 2).mean(),
+                      m["H_same_hour_yesterday_mse_kw2"])
+    assert h["pred_kw"].shape == (m["H_test_windows"], 24)
+    assert pd.Timestamp(h["origin"].min()) >= pd.Timestamp("2010-02-28")  # test windows only
+    d = np.load(run / "predictions_daily.npz", allow_pickle=False)
+    assert np.isclose(np.sqrt(((d["pred_kw"] - d["true_kw"]) ** 2).mean()), m["D_test_rmse_kw"])
+    assert [str(pd.Timestamp(t).date()) for t in d["week_start"]] == ["2010-02-28", "2010-03-07"]
+    for f in ("history.csv", "model.safetensors", "daily_model_0.safetensors", "daily_model_1.safetensors",
+              "scaler.json", "report.md", "overview.png", "curves_hourly.png", "error_by_horizon_hourly.png",
+              "forecast_weeks_hourly.png", "forecast_daily.png"):
+        assert (run / f).is_file(), f
+    hist = pd.read_csv(run / "history.csv")
+    assert set(hist["protocol"]) == {"H", "D0", "D1"}
+
+
+def test_electricity_predict_next_24_hours(trained, monkeypatch, capsys):
+    run, runs = trained("electricity")
+    monkeypatch.setenv("EXOML_DATA", str(_home(run)))
+    data._loaded.clear()
+    assert main(["predict", "electricity", "--out", str(runs)]) == 0
+    out = capsys.readouterr().out
+    rows = [ln for ln in out.splitlines() if ln.startswith("  2010-")]
+    assert len(rows) == 24 and rows[0].startswith("  2010-03-14 00:00")  # the data ends 2010-03-13 23:50
+    assert all(np.isfinite(float(r.split()[-1])) for r in rows)
+    assert (run / "predictions" / "forecast-20100314-0000.png").is_file()
+
+
+def test_electricity_predict_errors(trained, tmp_path, capsys):
+    run, _ = trained("electricity")
+    assert main(["predict", "electricity", "--run", str(tmp_path)]) == 2
+    assert "not an exoml run folder" in capsys.readouterr().err
+    other = tmp_path / "copy"
+    other.mkdir()
+    info = json.loads((run / "config.json").read_text())
+    info["config"]["protocols"] = ["D"]
+    (other / "config.json").write_text(json.dumps(info))
+    (other / "status.json").write_text(json.dumps({"status": "complete"}))
+    assert main(["predict", "electricity", "--run", str(other)]) == 2
+    assert "no hourly model" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- missing values and baselines
+
+def test_hourly_imputation_uses_the_past_and_flags_it():
+    idx = pd.date_range("2010-01-01", periods=9 * 24 * 60, freq="min")
+    gap = np.asarray(idx.hour) + 100.0 * (np.asarray(idx.day) - 1)   # a different value every hour of every day
+    frame = pd.DataFrame({ts.TARGET: gap, "other": 1.0}, index=idx)
+    frame.loc["2010-01-09 05:00":"2010-01-09 05:59", ts.TARGET] = np.nan       # a whole hour: imputed
+    frame.loc["2010-01-09 07:00":"2010-01-09 07:29", ts.TARGET] = np.nan       # half an hour: rest of it
+    frame.loc["2010-01-09 07:30":"2010-01-09 07:59", ts.TARGET] = 50.0
+    hours, imputed = ts.hourly(frame)
+    assert imputed.sum() == 1 and imputed["2010-01-09 05:00"]
+    assert hours.loc["2010-01-09 05:00", ts.TARGET] == 5 + 100 * 1        # same hour one week earlier (Jan 2)
+    assert hours.loc["2010-01-09 07:00", ts.TARGET] == 50.0                # mean of the observed minutes
+    days, day_imputed = ts.daily_totals(hours, imputed)
+    assert len(days) == 9 and day_imputed.iloc[-1] == 1
+    assert np.isclose(days["total"].iloc[0], gap[:1440].sum())            # sum of the minute readings
+
+
+def test_hourly_baselines_by_hand():
+    # origin t = 200 (first forecast hour), horizon 3, on y[k] = k**2 / 100
+    y = np.arange(400) ** 2 / 100
+    base = ts.hourly_baselines(y, np.array([200]), horizon=3)
+    true = ts.windows(y, [200], 3)[0]                                       # 400, 404.01, 408.04
+    assert np.allclose(true, [400.0, 404.01, 408.04])
+    assert np.allclose(base["persistence"][0], [396.01] * 3)                # y[199]
+    assert np.allclose(base["same_hour_yesterday"][0], [309.76, 313.29, 316.84])   # y[176], y[177], y[178]
+    assert np.allclose(base["same_hour_last_week"][0], [10.24, 10.89, 11.56])  # y[32], y[33], y[34]
+    # MSE by hand: persistence errors 3.99, 8.00, 12.03
+    mse = ts.mse_by_step(base["persistence"], true[None]).mean()
+    assert np.isclose(mse, (3.99 ** 2 + 8.0 ** 2 + 12.03 ** 2) / 3)
+    yest = ts.mse_by_step(base["same_hour_yesterday"], true[None])
+    assert np.allclose(yest, [90.24 ** 2, 90.72 ** 2, 91.2 ** 2])
+    # on a purely daily-periodic series yesterday's value is exact, persistence is not
+    p = np.tile(np.arange(24.0), 20)
+    o = np.array([240, 264])
+    b = ts.hourly_baselines(p, o)
+    assert ts.mse_by_step(b["same_hour_yesterday"], ts.windows(p, o, 24)).max() == 0
+    assert np.isclose(ts.mse_by_step(b["persistence"], ts.windows(p, o, 24)).mean(), sum(k * k for k in range(24)) / 24)
+
+
+def test_weekly_baselines_by_hand():
+    y = np.arange(800, dtype=float) * 10
+    week = ts.weekly_baselines(y, np.array([400]))
+    assert np.allclose(week["daily_persistence"][0], [3990.0] * 7)
+    assert np.allclose(week["weekly_persistence"][0], [3930, 3940, 3950, 3960, 3970, 3980, 3990])
+    assert np.allclose(week["week_one_year_ago"][0], [360, 370, 380, 390, 400, 410, 420])
+    true = ts.windows(y, [400], 7)
+    # weekly persistence is off by exactly 70 every day; daily persistence by 10, 20, ..., 70
+    assert np.isclose(np.sqrt(ts.mse_by_step(week["weekly_persistence"], true).mean()), 70.0)
+    assert np.isclose(ts.mse_by_step(week["daily_persistence"], true).mean(), np.mean(np.square(np.arange(10, 80, 10))))
