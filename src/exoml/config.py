@@ -87,6 +87,8 @@ def add_config_args(parser: argparse.ArgumentParser, cls) -> None:
 def _coerce(cls, name: str, value):
     f = {f.name: f for f in dataclasses.fields(cls)}[name]
     tp, origin = _field_type(cls, f)
+    if value is None and f.default is None:  # "unset": the task resolves it (e.g. from a profile)
+        return None
     try:
         if tp is bool:
             return value if isinstance(value, bool) else _parse_bool(value)

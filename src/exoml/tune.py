@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
+import time
 from pathlib import Path
 
 from .errors import ExomlError
@@ -89,6 +91,26 @@ def _objective_of(row: dict, wanted: str | None) -> tuple[str, str]:
     raise ExomlError(f"no validation metric {wanted or ''} in the task's history (columns: {', '.join(row)})")
 
 
+def _storage(url: str):
+    """RDB storage with heartbeats: a trial whose process died (killed, machine lost) is marked
+    failed after the grace period and retried once, so a resumed study does not lose it."""
+    import warnings
+    import optuna
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # heartbeats are flagged experimental
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+        # SQLite: wait for a lock instead of failing at once when another worker writes.
+        engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+        for attempt in range(5):
+            try:
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=30,
+                                                  grace_period=90, heartbeat_stale_trial_callback=retry)
+            except Exception:  # two workers creating the schema at the same moment: one loses, retries
+                if attempt == 4:
+                    raise
+                time.sleep(0.5 + random.random())
+
+
 def tune(task: str, argv: list[str], trials: int, timeout: float | None = None, storage: str | None = None,
          study_name: str | None = None, space_file: str | None = None, metric: str | None = None) -> Path:
     import optuna
@@ -108,8 +130,7 @@ def tune(task: str, argv: list[str], trials: int, timeout: float | None = None, 
     # so the direction need not be known before the first epoch tells us which metric we have.
     study = optuna.create_study(
         study_name=study_name, load_if_exists=True, direction="maximize",
-        storage=optuna.storages.RDBStorage(storage, heartbeat_interval=30, grace_period=90,
-                                           failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1)),
+        storage=_storage(storage),
         sampler=optuna.samplers.TPESampler(seed=base.seed), pruner=optuna.pruners.MedianPruner(n_warmup_steps=1))
 
     def objective(trial):
