@@ -49,6 +49,10 @@ def test_tune_study_resumes_and_best_config_runs(tiny_mnist, capsys):
     assert main(["run", "mnist", "--config", str(folder / "best_config.json"), "--out", str(out)]) == 0
     cfg = json.loads(sorted((out / "mnist").glob("2*/config.json"))[-1].read_text())["config"]
     assert cfg["lr"] == pytest.approx(best["lr"])
+    # The study shows up in the HTML report, its plots copied beside the page.
+    assert main(["report", "--runs", str(out)]) == 0
+    page = (out / "report" / "index.html").read_text()
+    assert "Tuning mnist" in page and (out / "report" / "img" / "mnist" / "tune-s" / "optimization_history.png").exists()
 
 
 def _worker(home: str, out: str, n: int) -> None:

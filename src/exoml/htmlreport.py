@@ -76,8 +76,8 @@ def _headline(metrics: dict) -> tuple[str, object]:
     return "-", None
 
 
-def _render_markdown(text: str, task: str, run: Path, img_root: Path) -> str:
-    """report.md -> HTML, its images copied under img/<task>/ and the links rewritten."""
+def _render_markdown(text: str, run: Path, out_dir: Path, rel: str) -> str:
+    """report.md -> HTML, its images copied under out_dir/rel/ and the links rewritten."""
     import markdown
     body = markdown.markdown(text, extensions=["tables", "fenced_code"])
 
@@ -88,10 +88,10 @@ def _render_markdown(text: str, task: str, run: Path, img_root: Path) -> str:
         source = (run / src).resolve()
         if not source.is_file() or run.resolve() not in source.parents:
             return match.group(0)  # left as is: the browser test reports it as broken
-        dest = img_root / task / src.replace("/", "__")
+        dest = out_dir / rel / src.replace("/", "__")
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, dest)
-        return f'src="img/{task}/{html.escape(dest.name)}"'
+        return f'src="{rel}/{html.escape(dest.name)}"'
 
     body = re.sub(r'src="([^"]+)"', copy, body)
     body = re.sub(r"<table>", '<div class="scroll"><table>', body).replace("</table>", "</table></div>")
@@ -127,7 +127,10 @@ def build_report(runs_dir: str | Path = "runs", out: str | Path | None = None) -
     for task, run in found.items():
         row = _summary_row(task, run)
         rows.append(row)
-        body = _render_markdown((run / "report.md").read_text(), task, run, img_root)
+        body = _render_markdown((run / "report.md").read_text(), run, out_dir, f"img/{task}")
+        for study in sorted((runs_dir / task).glob("tune-*/report.md")):  # tuning studies, if any
+            body += _render_markdown(study.read_text().replace("# Tuning", "### Tuning", 1), study.parent,
+                                     out_dir, f"img/{task}/{study.parent.name}")
         sections.append(f'<section id="{task}"><h2>{html.escape(TASKS[task].exercise)} '
                         f'<span class="muted">({task})</span></h2>'
                         f'<p class="muted">run {html.escape(str(run))}</p>{body}</section>')
