@@ -1,0 +1,277 @@
+"""The image tasks (mnist, fashion-mnist, cifar10, cifar100) end to end on tiny generated data in
+the real file formats, `exoml predict` on generated images, and the shared pieces in _vision."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from exoml import data
+from exoml.cli import main
+from exoml.tasks import _vision as V
+
+from fixtures.cifar import binary_records, write_cifar_binary
+from fixtures.mnist import write_mnist
+
+TASKS = ["mnist", "fashion-mnist", "cifar10", "cifar100"]
+FIGURES = ["samples.png", "class_balance.png", "pixel_stats.png", "curves.png", "confusion_matrix.png",
+           "test_predictions.png"]
+
+
+def learnable_cifar(folder: Path, n_per_class: int, seed: int = 0) -> list[Path]:
+    """CIFAR-10 binary batches (data_batch_1.bin, test_batch.bin) whose classes a CNN can tell
+    apart in a few steps: each class has its own colour, plus noise."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    palette = rng.integers(0, 256, size=(10, 3))
+    out = []
+    for name, n in (("data_batch_1.bin", n_per_class), ("test_batch.bin", max(1, n_per_class // 3))):
+        y = np.repeat(np.arange(10), n)
+        rng.shuffle(y)
+        x = np.clip(palette[y][:, None, None, :] + rng.normal(0, 40, (len(y), 32, 32, 3)), 0, 255).astype(np.uint8)
+        (folder / name).write_bytes(binary_records(x, y, hundred=False))
+        out.append(folder / name)
+    return out
+
+
+_RUNS: dict[str, Path] = {}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One --quick run per task (shared by the tests of this file): task -> run folder."""
+    def get(task: str) -> Path:
+        if task not in _RUNS:
+            root = tmp_path_factory.mktemp(task)
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("EXOML_DATA", str(root / "data"))
+                data._loaded.clear()
+                if task in ("mnist", "fashion-mnist"):
+                    paths = write_mnist(root / "raw", n_train=700, n_test=120)
+                elif task == "cifar10":
+                    paths = learnable_cifar(root / "raw", n_per_class=70)
+                else:
+                    paths = [write_cifar_binary(root / "raw", n_per_class=6, hundred=True, n_test_per_class=2)[0]]
+                data.import_(task, paths, subset=True)
+                assert main(["run", task, "--quick", "--out", str(root / "runs")]) == 0
+                data._loaded.clear()
+            (_RUNS[task],) = list((root / "runs" / task).iterdir())
+        return _RUNS[task]
+    return get
+
+
+# ---------------------------------------------------------------- end to end ----------
+
+@pytest.mark.parametrize("task", TASKS)
+def test_quick_run_end_to_end(trained, task):
+    run = trained(task)
+    assert json.loads((run / "status.json").read_text())["status"] == "complete"
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("accuracy", "macro_f1", "top5_accuracy", "n_test", "train_time_s", "time_to_result_s", "val_accuracy"):
+        assert key in metrics, key
+    # the saved predictions reproduce the metric
+    pred = np.load(run / "predictions.npz", allow_pickle=False)
+    assert metrics["n_test"] == len(pred["y_true"]) and pred["probs"].shape[1] == (100 if task == "cifar100" else 10)
+    assert np.isclose((pred["y_true"] == pred["y_pred"]).mean(), metrics["accuracy"])
+    assert (pred["probs"].argmax(1) == pred["y_pred"]).all()
+    history = (run / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,train_loss") and len(history) >= 2
+    for fig in FIGURES:
+        assert (run / fig).stat().st_size > 1000, fig
+    report = (run / "report.md").read_text()
+    for section in ("## Results (official test split)", "## Data", "## Model", "## Evaluation", "confusion_matrix.png"):
+        assert section in report
+    config = json.loads((run / "config.json").read_text())["config"]
+    assert None not in config.values()  # profile settings were resolved and recorded
+    from safetensors import safe_open
+    with safe_open(str(run / "model.safetensors"), framework="pt") as fh:
+        meta = fh.metadata()
+        assert meta["task"] == task and len(json.loads(meta["classes"])) == pred["probs"].shape[1]
+        assert "norm.mean" in fh.keys()  # the training statistics travel with the weights
+    if task == "cifar100":
+        from exoml.data.cifar import COARSE_OF_FINE
+        coarse = (COARSE_OF_FINE[pred["y_pred"]] == COARSE_OF_FINE[pred["y_true"]]).mean()
+        assert np.isclose(metrics["coarse_accuracy"], coarse)
+
+
+@pytest.mark.parametrize("task", ["mnist", "fashion-mnist", "cifar10"])
+def test_quick_run_learns(trained, task):
+    """The generated classes are easy (bars / colours): well above chance (10%) even in a quick run."""
+    metrics = json.loads((trained(task) / "metrics.json").read_text())
+    assert metrics["accuracy"] > 0.5, metrics
+
+
+def test_fashion_model_has_no_convolutions():
+    from exoml.tasks import fashion_mnist
+    model = fashion_mnist.build_model()
+    assert not any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
+    assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_mnist_model_api_for_other_tasks(trained):
+    from exoml.tasks import mnist
+    assert mnist.NAME == "mnist"
+    model = mnist.build_model().eval()
+    x = torch.rand(4, 1, 28, 28)
+    assert model(x).shape == (4, 10) and model.features(x).shape == (4, 256)
+    assert {"norm.mean", "norm.std"} <= set(model.state_dict())
+    run = trained("mnist")
+    clf = mnist.load_classifier(run)
+    assert not clf.training and float(clf.norm.std) != 1.0  # training statistics were loaded
+    logits = clf(x)
+    assert logits.shape == (4, 10) and clf.features(x).shape[0] == 4
+
+
+# ---------------------------------------------------------------- predict -------------
+
+def white_digit_png(path: Path) -> Path:
+    """A dark '1' on white paper, 90x120: must be inverted and centred like MNIST."""
+    a = np.full((120, 90), 250, np.uint8)
+    a[20:100, 40:50] = 10
+    Image.fromarray(a).save(path)
+    return path
+
+
+def test_predict_white_background_digit(trained, tmp_path, capsys):
+    run = trained("mnist")
+    img = white_digit_png(tmp_path / "one.png")
+    assert main(["predict", "mnist", str(img), "--run", str(run)]) == 0
+    out = capsys.readouterr().out
+    lines = [l for l in out.splitlines() if l.strip()[:2] in {f"{i}." for i in range(1, 6)}]
+    assert len(lines) == 5
+    probs = [float(l.split()[-1]) for l in lines]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001
+    assert (run / "predictions" / "one.png").stat().st_size > 1000
+    prepared = V.prepare_image(img, 28, True, "digit")
+    assert prepared[0].max() == 0 and prepared[14].max() > 200  # inverted: black border, bright stroke
+
+
+@pytest.mark.parametrize("task,fmt", [("cifar10", "JPEG"), ("cifar100", "WEBP"), ("fashion-mnist", "JPEG")])
+def test_predict_rgb_photo_any_size(trained, tmp_path, capsys, task, fmt):
+    run = trained(task)
+    img = tmp_path / f"photo.{fmt.lower()}"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (80, 100, 3), dtype=np.uint8)).save(img, fmt)
+    assert main(["predict", task, str(img), "--out", str(run.parent.parent)]) == 0  # latest run
+    out = capsys.readouterr().out
+    assert "plot:" in out and (run / "predictions" / "photo.png").exists()
+
+
+def test_predict_rejects_text_file(trained, tmp_path, capsys):
+    run = trained("mnist")
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is not an image\n")
+    assert main(["predict", "mnist", str(bad), "--run", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("exoml: error:") and "notes.png" in err and "\n" not in err
+
+
+def test_predict_without_a_run(tmp_path, capsys):
+    img = white_digit_png(tmp_path / "one.png")
+    assert main(["predict", "cifar10", str(img), "--out", str(tmp_path / "none")]) == 2
+    assert "no complete run of cifar10" in capsys.readouterr().err
+    assert main(["predict", "mnist", str(img), "--run", str(tmp_path)]) == 2
+    assert "not an exoml run folder" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- shared pieces --------
+
+def test_translate_is_a_shift_and_flip_mirrors():
+    x = torch.arange(2 * 3 * 6 * 6, dtype=torch.float32).view(2, 3, 6, 6)
+    torch.manual_seed(0)
+    out = V.translate(x, 2, mode="constant")
+    for i in range(2):  # each output is the input moved by the same (dy, dx) in every channel
+        hits = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                if torch.equal(out[i], torch.roll(
+                    torch.nn.functional.pad(x[i], (2,) * 4), (dy, dx), (1, 2))[:, 2:8, 2:8])]
+        assert hits, i
+    assert torch.equal(V.flip(x, torch.tensor([True, False]))[0], x[0].flip(-1))
+    assert torch.equal(V.translate(x, 0), x)
+
+
+def test_cutmix_targets_are_probabilities():
+    np.random.seed(0)
+    x, y = torch.rand(8, 3, 32, 32), torch.arange(8)
+    xm, t = V.cutmix(x, y, 100, prob=1.0)
+    assert t.shape == (8, 100) and torch.allclose(t.sum(1), torch.ones(8))
+    mixed = t.max(1).values < 1  # (an image paired with itself keeps its one label)
+    assert not torch.equal(xm, x) and mixed.any() and torch.allclose(t.max(1).values[mixed], t.max(1).values[mixed][0])
+    _, t0 = V.cutmix(x, y, 100, prob=0.0)
+    assert torch.equal(t0.argmax(1), y)
+
+
+def test_tta_views_and_cutout():
+    x = torch.rand(2, 3, 8, 8)
+    assert [len(g) for g in V.tta_views(x, "flip_translate")] == [2, 4]
+    assert [len(g) for g in V.tta_views(x, "none")] == [1]
+    out = V.cutout(x, 3, torch.zeros(1, 3, 1, 1))
+    assert ((out == 0).all(1).sum((1, 2)) >= 4).all()  # at least a clipped 2x2 corner of the square
+
+
+def test_profiles_fill_only_unset_settings():
+    from exoml.tasks import mnist
+    cfg = V.apply_profile(mnist.Config(profile="fast", epochs=3), mnist.PROFILES)
+    assert cfg.epochs == 3 and cfg.width == mnist.PROFILES["fast"]["width"]
+    with pytest.raises(Exception, match="unknown profile"):
+        V.apply_profile(mnist.Config(profile="huge"), mnist.PROFILES)
+
+
+def test_muon_keeps_filter_norm_and_descends():
+    torch.manual_seed(0)
+    true = torch.randn(8, 3, 3, 3)
+    true *= 8 ** 0.5 / true.norm()  # a target Muon can reach: filters of norm sqrt(out channels)
+    conv = torch.nn.Conv2d(3, 8, 3, bias=False)
+    opt = V.Muon([conv.weight], lr=0.05)
+    x = torch.randn(16, 3, 8, 8)
+    target = torch.nn.functional.conv2d(x, true)
+    losses = []
+    for _ in range(30):
+        loss = ((conv(x) - target) ** 2).mean()
+        loss.backward()
+        opt.step()
+        conv.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[1]  # (step 0 -> 1 is the jump to the fixed norm)
+    assert abs(conv.weight.norm().item() - 8 ** 0.5) < 0.1 * 8 ** 0.5
+
+
+def test_cifar10_whitening_decorrelates_patches():
+    from exoml.tasks import cifar10
+    torch.manual_seed(0)
+    net = cifar10.Net([8, 8, 8])
+    x = torch.randn(64, 3, 32, 32)
+    x[:, 1] = 0.7 * x[:, 0] + 0.3 * x[:, 1]  # correlated channels (zero mean: the whitening is uncentred)
+    net.init_whiten(x)
+    out = net.whiten(x)[:, :12] - net.whiten.bias[:12].view(1, -1, 1, 1)
+    cov = torch.cov(out.permute(1, 0, 2, 3).reshape(12, -1))
+    assert torch.allclose(cov.diag(), torch.ones(12), atol=0.1)
+    assert (cov - torch.diag(cov.diag())).abs().max() < 0.1
+
+
+def test_benchmark_script_tables(tmp_path, monkeypatch):
+    """benchmarks/bench_images.py: rows, seeds, mean/std, target check and the written tables
+    (the task runs themselves are replaced by a stub: they are tested above)."""
+    import importlib.util
+    import exoml.cli
+    script = Path(__file__).parents[1] / "benchmarks" / "bench_images.py"
+    spec = importlib.util.spec_from_file_location("bench_images", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    calls = []
+
+    def fake_execute(task, mod, cfg):
+        calls.append((task, cfg.seed, cfg.quick, cfg.profile))
+        acc = 0.991 if cfg.seed == 0 else 0.989
+        return tmp_path / f"{task}-{cfg.seed}", {"accuracy": acc, "time_to_result_s": 100.0 + cfg.seed,
+                                                "train_time_s": 90.0, "device": "cpu (test)"}
+    monkeypatch.setattr(exoml.cli, "execute", fake_execute)
+    assert bench.main(["--rows", "mnist-fast", "--seeds", "2", "--out", str(tmp_path)]) == 0
+    assert calls == [("mnist", 0, False, "fast"), ("mnist", 1, False, "fast")]
+    rows = json.loads((tmp_path / "bench_images.json").read_text())
+    assert len(rows) == 1 and np.isclose(rows[0]["accuracy_mean"], 0.990) and rows[0]["seconds_mean"] == 100.5
+    assert rows[0]["met"] is True  # 99.0% in <= 120 s
+    md = (tmp_path / "bench_images.md").read_text()
+    assert "| mnist-fast |" in md and "0.9900 ± 0.0014" in md
