@@ -7,6 +7,7 @@
     exoml tune TASK --trials N [--storage URL]  Optuna search on the validation split
     exoml compare TASK --optimizer adam sgd     variants side by side (table + learning curves)
     exoml report [--runs DIR]                   one HTML page over the latest run of every task
+    exoml generate gan [--digit D] [--n N]      new samples from a trained generative run
     exoml data list|fetch|import|verify         datasets
 
 Errors the user can act on print as one line on stderr (exit 2); an interrupted run exits 130.
@@ -139,6 +140,20 @@ def cmd_report(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ generate ------
+
+def cmd_generate(args) -> int:
+    from .tasks import load_task
+    mod = load_task(args.task)
+    if not hasattr(mod, "generate"):
+        raise ExomlError(f"task {args.task!r} does not generate anything (try: exoml generate gan)")
+    parser = argparse.ArgumentParser(prog=f"exoml generate {args.task}")
+    parser.add_argument("--run", type=Path, help="run folder to use (default: the latest complete run)")
+    parser.add_argument("--out", default="runs", help="runs folder searched for the latest run")
+    mod.add_generate_args(parser)
+    return mod.generate(parser.parse_args(args.rest)) or 0
+
+
 # ------------------------------------------------------------------ data ----------
 
 def _human(n: float) -> str:
@@ -232,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--runs", default="runs", help="the runs folder to read")
     rp.add_argument("--out", default=None, help="output folder (default: RUNS/report)")
     rp.set_defaults(func=cmd_report)
+    g = sub.add_parser("generate", help="new samples from a trained generative run (exoml generate gan --n 64)",
+                       add_help=False)
+    g.add_argument("task")
+    g.add_argument("rest", nargs=argparse.REMAINDER)
+    g.set_defaults(func=cmd_generate)
     d = sub.add_parser("data", help="datasets: list, fetch, import, verify")
     dsub = d.add_subparsers(dest="action", required=True)
     dsub.add_parser("list", help="datasets, sources and cache state")

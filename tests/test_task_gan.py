@@ -1,0 +1,105 @@
+"""The gan task end to end on tiny MNIST-format files, the FID helper, and `exoml generate`'s error paths."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from exoml import data, fid
+from exoml.cli import main
+
+from fixtures.mnist import write_mnist
+
+TINY = ["--quick", "--n-train", "128", "--batch-size", "32", "--epochs", "2", "--width", "8", "--grid-n", "8",
+        "--n-eval", "100", "--judge-n-train", "128", "--judge-epochs", "1"]
+
+
+def _gan_run(tmp_path, *flags, judge_run: bool = False):
+    data.import_("mnist", [write_mnist(tmp_path / "idx", n_train=200, n_test=100)[0].parent], subset=True)
+    out = tmp_path / "runs"
+    if judge_run:  # a trained mnist run under --out is the judge
+        assert main(["run", "mnist", "--quick", "--out", str(out)]) == 0
+    assert main(["run", "gan", *TINY, *flags, "--out", str(out)]) == 0
+    (path,) = (out / "gan").iterdir()
+    return out, path
+
+
+def test_fid_of_a_set_with_itself_is_zero_and_of_different_sets_large():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(2000, 16))
+    assert fid.fid(a, a) == pytest.approx(0.0, abs=1e-6)
+    b = rng.normal(size=(2000, 16))  # another sample of the same distribution: small
+    assert fid.fid(a, b) < 0.5
+    c = rng.normal(loc=3.0, scale=2.0, size=(2000, 16))  # shifted mean, wider: large
+    assert fid.fid(a, c) > 100
+    # closed form for diagonal Gaussians: |mu_a - mu_b|^2 + sum (sd_a - sd_b)^2
+    mu, sd = np.array([1.0, -2.0]), np.array([0.5, 3.0])
+    d = fid.frechet_distance(np.zeros(2), np.eye(2), mu, np.diag(sd ** 2))
+    assert d == pytest.approx((mu ** 2).sum() + ((1 - sd) ** 2).sum(), rel=1e-9)
+    # agrees with the textbook formula through scipy's sqrtm on a full covariance
+    from scipy.linalg import sqrtm
+    s1, s2 = np.cov(a[:, :4], rowvar=False), np.cov(c[:, :4], rowvar=False)
+    ref = np.trace(s1 + s2 - 2 * sqrtm(s1 @ s2).real) + ((a[:, :4].mean(0) - c[:, :4].mean(0)) ** 2).sum()
+    assert fid.fid(a[:, :4], c[:, :4]) == pytest.approx(ref, rel=1e-6)
+
+
+def test_gan_trains_measures_and_generates(tmp_path, capsys):
+    out, path = _gan_run(tmp_path)
+    assert json.loads((path / "status.json").read_text())["status"] == "complete"
+    m = json.loads((path / "metrics.json").read_text())
+    assert m["fid"] >= 0 and m["fid_floor_train_vs_test"] >= 0 and 0 <= m["confident_share"] <= 1
+    assert sum(m["class_share"]) == pytest.approx(1.0, abs=1e-3) and m["n_generated"] == 100
+    assert m["train_steps"] == 2 * (128 // 32) and "trained here" in m["judge"]
+    history = (path / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,d_loss,g_loss") and len(history) == 3
+    for name in ("model.safetensors", "judge.safetensors", "predictions.npz", "report.md", "progression.png",
+                 "grid_10x10.png", "losses.png", "real_vs_generated.png", "judge.png", "data.png"):
+        assert (path / name).stat().st_size > 0, name
+    with Image.open(path / "progression.gif") as gif:
+        assert gif.n_frames == 2  # one frame per epoch
+    with np.load(path / "predictions.npz") as p:
+        assert p["generated"].shape == (100, 28, 28) and p["generated"].dtype == np.uint8
+        assert np.allclose(p["judge_probs"].sum(1), 1, atol=1e-4)
+
+    capsys.readouterr()
+    assert main(["generate", "gan", "--n", "20", "--out", str(out)]) == 0
+    grid = path / "generated" / "free-n20-seed0.png"
+    assert str(grid) in capsys.readouterr().out
+    with Image.open(grid) as im:
+        assert im.size == (3 * (5 * 30 + 2), 3 * (4 * 30 + 2))  # 5 columns x 4 rows of 28 px + 2 px lines, x3
+    # an unconditional run cannot draw a chosen digit
+    assert main(["generate", "gan", "--digit", "7", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("exoml: error:") and "--conditional" in err and len(err.splitlines()) == 1
+
+
+def test_conditional_gan_draws_the_asked_digit(tmp_path, capsys):
+    out, path = _gan_run(tmp_path, "--conditional", "--loss", "hinge", judge_run=True)
+    m = json.loads((path / "metrics.json").read_text())
+    assert m["judge"] == f"mnist run {next((out / 'mnist').iterdir())}" and not (path / "judge.safetensors").exists()
+    assert 0 <= m["conditional_accuracy"] <= 1
+    with np.load(path / "predictions.npz") as p:
+        assert np.bincount(p["requested"], minlength=10).tolist() == [10] * 10
+    assert main(["generate", "gan", "--digit", "7", "--n", "64", "--run", str(path)]) == 0
+    assert (path / "generated" / "digit7-n64-seed0.png").is_file()
+    assert main(["generate", "gan", "--digit", "12", "--run", str(path)]) == 2
+    assert "--digit must be between 0 and 9" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--n", "4"], "no complete run of gan"),
+    (["--run", "{tmp}/nowhere"], "not an exoml run folder"),
+    (["--n", "0"], "--n must be between 1 and 1000"),
+])
+def test_generate_errors_are_one_line(tmp_path, capsys, argv, message):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(["generate", "gan", *argv, "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("exoml: error:") and message in err and len(err.splitlines()) == 1
+
+
+def test_generate_needs_a_generative_task(capsys):
+    assert main(["generate", "mnist"]) == 2
+    assert "does not generate" in capsys.readouterr().err
