@@ -39,9 +39,9 @@ def parse_axes(rest: list[str]) -> tuple[dict[str, list[str]], list[str]]:
     return axes, fixed
 
 
-def _headline(metrics: dict) -> tuple[str, float]:
+def _headline(metrics: dict, task: str) -> tuple[str, float]:
     from .htmlreport import _headline as pick
-    return pick(metrics)
+    return pick(metrics, task)
 
 
 def compare(task: str, rest: list[str], seeds: int = 1) -> Path:
@@ -66,7 +66,7 @@ def compare(task: str, rest: list[str], seeds: int = 1) -> Path:
         for s in range(seeds):
             cfg_s = dataclasses.replace(cfg, seed=cfg.seed + s)
             path, metrics = execute(task, mod, cfg_s, out=folder / "runs")
-            metric, value = _headline(metrics)
+            metric, value = _headline(metrics, task)
             values.append(value)
             times.append(json.loads((path / "metrics.json").read_text()).get("elapsed_s", float("nan")))
             hist = path / "history.csv"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import re
 from pathlib import Path, PurePath
 
@@ -88,6 +89,13 @@ def _decode_chunk(items: list[tuple[str, bytes]]) -> np.ndarray:
     return out
 
 
+def _quiet_worker():
+    """Workers inherit the CLI's SIGTERM handler (which raises KeyboardInterrupt); restore the
+    default so that terminating the pool ends them silently instead of printing tracebacks."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled by the parent
+
+
 class _Decoder:
     """Decodes images in chunks while the archives are still being read: Pillow takes ~0.2 ms a
     WebP (~10 s for all of CIFAR on one core), so large imports use a pool of worker processes."""
@@ -101,7 +109,7 @@ class _Decoder:
         if len(self.pending) >= CHUNK:
             if self.pool is None and self.n >= POOL_MIN and (os.cpu_count() or 1) > 1:
                 import multiprocessing
-                self.pool = multiprocessing.Pool(min(8, os.cpu_count() or 1))
+                self.pool = multiprocessing.Pool(min(8, os.cpu_count() or 1), initializer=_quiet_worker)
             self._flush()
         return self.n - 1
 
