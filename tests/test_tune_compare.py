@@ -95,3 +95,39 @@ def test_compare_rejects_bad_variant_before_training(tiny_mnist, capsys):
     assert not (out / "mnist").exists() or not list((out / "mnist").glob("compare-*/runs/*/*/metrics.json"))
     assert main(["compare", "mnist", "--out", str(out)]) == 2
     assert "nothing to compare" in capsys.readouterr().err
+
+
+def test_tune_resumes_after_a_real_interruption(tiny_mnist):
+    """Kill a study mid-way (SIGINT, as Ctrl-C), run the same command again: it completes."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    out = tiny_mnist / "runs"
+    cmd = [sys.executable, "-m", "exoml", "tune", "mnist", "--study", "s", "--trials", "3", "--out", str(out), *QUICK]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = out / "mnist" / "tune-s" / "study.db"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if db.exists() and any(t.state.name == "COMPLETE" for t in _trials(f"sqlite:///{db}")):
+            break
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=120)
+    done_before = [t for t in _trials(f"sqlite:///{db}") if t.state.name == "COMPLETE"]
+    assert 1 <= len(done_before) < 3 or proc.returncode == 0
+    assert main(cmd[3:]) == 0
+    complete = [t for t in _trials(f"sqlite:///{db}") if t.state.name == "COMPLETE"]
+    assert len(complete) == 3 and (out / "mnist" / "tune-s" / "best_config.json").exists()
+
+
+def test_space_file_overrides_and_is_checked(tiny_mnist, capsys):
+    out = tiny_mnist / "runs"
+    space = tiny_mnist / "space.json"
+    space.write_text(json.dumps({"lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}}))
+    assert main(["tune", "mnist", "--study", "sp", "--trials", "1", "--space", str(space), "--out", str(out), *QUICK]) == 0
+    best = json.loads((out / "mnist" / "tune-sp" / "best_config.json").read_text())
+    assert 1e-3 <= best["lr"] <= 1e-2
+    space.write_text(json.dumps({"no_such_setting": {"type": "int", "low": 1, "high": 2}}))
+    assert main(["tune", "mnist", "--study", "bad", "--space", str(space), "--out", str(out)]) == 2
+    assert "unknown settings" in capsys.readouterr().err
