@@ -52,15 +52,42 @@ def task_config(task: str, argv: list[str], prog: str = "exoml run"):
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_config_args(parser, mod.Config)
     parser.add_argument("--config", metavar="FILE.json", help="settings from a JSON file (flags win over it)")
+    if prog == "exoml run":
+        parser.add_argument("--resume", metavar="RUN_DIR", type=Path,
+                            help="continue an interrupted run in its own folder, with its own settings")
     given = vars(parser.parse_args(argv))
+    resume = given.pop("resume", None)
+    if resume is not None:  # the run's own settings, nothing else
+        _interrupted_run(task, resume)
+        cfg = build_config(mod.Config, {}, None, str(resume / "config.json"))
+        cfg.out = str(resume.parent.parent)
+        cfg.resume = resume  # not a setting: tells execute() to reopen this folder
+        return mod, cfg
     return mod, build_config(mod.Config, given, getattr(mod, "QUICK", {}), given.pop("config", None))
+
+
+def _interrupted_run(task: str, path: Path) -> None:
+    import json
+    try:
+        info = json.loads((path / "config.json").read_text())
+        status = json.loads((path / "status.json").read_text()).get("status")
+    except (OSError, ValueError):
+        raise ExomlError(f"{path} is not an exoml run folder") from None
+    if info.get("task") != task:
+        raise ExomlError(f"{path} is a run of {info.get('task')!r}, not of {task!r}")
+    if status == "complete":
+        raise ExomlError(f"{path} is already complete: nothing to resume")
+    if not (path / "checkpoint.safetensors").exists():
+        raise ExomlError(f"{path} has no checkpoint (it stopped before its first epoch ended, or this task "
+                         "does not checkpoint): start it again with `exoml run`")
 
 
 def execute(task: str, mod, cfg, out: str | Path | None = None, on_epoch=None) -> tuple[Path, dict]:
     """Run one configured task in a new run folder; `on_epoch(row)` sees each history row too."""
     from .config import to_dict
     from .runs import finish, new_run
-    with new_run(task, to_dict(cfg), out or cfg.out) as run:
+    resume = getattr(cfg, "resume", None)
+    with new_run(task, to_dict(cfg), out or cfg.out, resume=resume) as run:
         print(f"[{task}] run folder: {run.path}", flush=True)
         if on_epoch is not None:
             log = run.log_epoch

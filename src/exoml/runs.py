@@ -102,10 +102,11 @@ def environment() -> dict:
 class Run:
     """One run folder. Use `with new_run(task, cfg) as run:`."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, resumed: bool = False):
         self.path = Path(path)
         self.history: list[dict] = []
         self.started = time.time()
+        self.resumed = resumed  # continuing an interrupted run: training starts from its checkpoint
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -157,25 +158,29 @@ def _timestamp() -> str:
 
 
 @contextmanager
-def new_run(task: str, config: dict, out: str | Path = "runs"):
-    """Create runs/<task>/<timestamp>/ with config.json and a "running" status.
-    On an exception the status becomes "failed" (or "interrupted" on Ctrl-C / SIGTERM)
-    and the exception propagates; the caller marks success with `finish`."""
-    base = Path(out) / task
-    base.mkdir(parents=True, exist_ok=True)
-    stamp = _timestamp()
-    path = base / stamp
-    n = 1
-    while True:
-        try:
-            path.mkdir()
-            break
-        except FileExistsError:  # two runs in the same second
-            n += 1
-            path = base / f"{stamp}-{n}"
-    run = Run(path)
-    run.save_json("config.json", {"task": task, "config": config, "environment": environment(),
-                                  "started": datetime.now().isoformat(timespec="seconds")})
+def new_run(task: str, config: dict, out: str | Path = "runs", resume: Path | None = None):
+    """Create runs/<task>/<timestamp>/ with config.json and a "running" status (or, with `resume`,
+    reopen that interrupted run folder as it is). On an exception the status becomes "failed"
+    (or "interrupted" on Ctrl-C / SIGTERM) and the exception propagates; the caller marks success
+    with `finish`."""
+    if resume is not None:
+        run = Run(resume, resumed=True)
+    else:
+        base = Path(out) / task
+        base.mkdir(parents=True, exist_ok=True)
+        stamp = _timestamp()
+        path = base / stamp
+        n = 1
+        while True:
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:  # two runs in the same second
+                n += 1
+                path = base / f"{stamp}-{n}"
+        run = Run(path)
+        run.save_json("config.json", {"task": task, "config": config, "environment": environment(),
+                                      "started": datetime.now().isoformat(timespec="seconds")})
     run.status("running")
     try:
         yield run

@@ -29,6 +29,7 @@ from .. import plots
 from ..errors import ExomlError
 from ..evaluation import classification_metrics
 from ..report import img, md_table
+from .. import checkpoint
 from ..runs import Run
 from ..train import TrainingError, autocast
 
@@ -310,7 +311,7 @@ def to_float(xb: torch.Tensor) -> torch.Tensor:
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers: list, schedulers: list, *,
         epochs: float, batch_size: int, augment=None, val: tuple | None = None, metrics=("accuracy",),
-        on_epoch=None, max_steps: int | None = None, desc: str = "train") -> list[dict]:
+        on_epoch=None, max_steps: int | None = None, desc: str = "train", run: Run | None = None) -> list[dict]:
     """Minibatch training on data that already sits on the device (uint8 x, int64 y).
 
     `augment(xb, yb, idx, epoch) -> (xb, targets)` runs on each float batch. Epochs may be
@@ -330,6 +331,15 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
     sum_reduced = getattr(loss_fn, "reduction", "mean") == "sum"
     history, step, epoch = [], 0, 0
     bar = tqdm(total=total, desc=desc, leave=False, disable=None)
+    # With a run folder: a checkpoint after every epoch; a resumed run (--resume) starts from it.
+    ckpt = run.file("checkpoint.safetensors") if run is not None else None
+    if ckpt is not None and run.resumed and ckpt.exists():
+        progress = checkpoint.load(ckpt, model, optimizers, schedulers)
+        step, epoch, history = progress["step"], progress["epoch"], progress["history"]
+        run.history = [dict(r) for r in history[:-1]]
+        if history:
+            run.log_epoch(history[-1])  # history.csv agrees with the checkpoint again
+        bar.update(step)
     while step < total:
         epoch += 1
         model.train()
@@ -365,6 +375,8 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
             row.update({f"val_{m}": METRICS[m](logits, val[1].cpu()) for m in metrics})
         bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k in ("train_loss", "val_accuracy")})
         history.append(row)
+        if ckpt is not None:
+            checkpoint.save(ckpt, model, optimizers, schedulers, {"step": step, "epoch": epoch, "history": history})
         if on_epoch:
             on_epoch(row)
     bar.close()

@@ -146,7 +146,7 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     with V.Timer(device) as t_train:
         history = V.fit(model, d.tx_train, d.ty_train, loss_fn, [opt], [sched], epochs=cfg.epochs,
                         batch_size=cfg.batch_size, augment=augment, val=d.val, metrics=cfg.metrics,
-                        on_epoch=run.log_epoch, max_steps=1 if cfg.dry_run else None, desc=NAME)
+                        on_epoch=run.log_epoch, max_steps=1 if cfg.dry_run else None, desc=NAME, run=run)
     cpu_s = time.process_time() - cpu0
 
     # evaluate on the official test split; superclass accuracy from the official fine -> coarse map
