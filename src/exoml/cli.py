@@ -89,9 +89,13 @@ def execute(task: str, mod, cfg, out: str | Path | None = None, on_epoch=None) -
     resume = getattr(cfg, "resume", None)
     with new_run(task, to_dict(cfg), out or cfg.out, resume=resume) as run:
         print(f"[{task}] run folder: {run.path}", flush=True)
-        if on_epoch is not None:
+        if on_epoch is not None:  # e.g. tune's pruning hook, after the row is safely in history.csv
             log = run.log_epoch
-            run.log_epoch = lambda row: (log(row), on_epoch(row))[0]
+
+            def log_and_report(row):
+                log(row)
+                on_epoch(row)
+            run.log_epoch = log_and_report
         metrics, report = mod.run(cfg, run)
         finish(run, metrics, report)
     return run.path, metrics

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ExomlError
+from .htmlreport import headline
 from .report import img, md_table
 from .runs import atomic_write_text
 
@@ -37,11 +38,6 @@ def parse_axes(rest: list[str]) -> tuple[dict[str, list[str]], list[str]]:
     axes = {flag: vals for flag, vals in groups if len(vals) > 1}
     fixed = [x for flag, vals in groups if len(vals) <= 1 for x in (flag, *vals)]
     return axes, fixed
-
-
-def _headline(metrics: dict, task: str) -> tuple[str, float]:
-    from .htmlreport import _headline as pick
-    return pick(metrics, task)
 
 
 def compare(task: str, rest: list[str], seeds: int = 1) -> Path:
@@ -66,7 +62,7 @@ def compare(task: str, rest: list[str], seeds: int = 1) -> Path:
         for s in range(seeds):
             cfg_s = dataclasses.replace(cfg, seed=cfg.seed + s)
             path, metrics = execute(task, mod, cfg_s, out=folder / "runs")
-            metric, value = _headline(metrics, task)
+            metric, value = headline(metrics, task)
             values.append(value)
             times.append(json.loads((path / "metrics.json").read_text()).get("elapsed_s", float("nan")))
             hist = path / "history.csv"

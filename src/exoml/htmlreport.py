@@ -68,7 +68,7 @@ window.addEventListener('load', function () {
 """
 
 
-def _headline(metrics: dict, task: str | None = None) -> tuple[str, object]:
+def headline(metrics: dict, task: str | None = None) -> tuple[str, object]:
     for key in (HEADLINE.get(task), *HEADLINE_KEYS):
         if isinstance(metrics.get(key), (int, float)):
             return key, metrics[key]
@@ -108,7 +108,7 @@ def _summary_row(task: str, run: Path) -> dict:
     metrics = json.loads((run / "metrics.json").read_text())
     info = json.loads((run / "config.json").read_text())
     cfg, env = info.get("config", {}), info.get("environment", {})
-    key, value = _headline(metrics, task)
+    key, value = headline(metrics, task)
     ref, source = REFERENCES.get(task, ("", ""))
     return {"task": task, "metric": key, "value": value, "seed": cfg.get("seed"),
             "profile": "quick" if cfg.get("quick") else "full", "time_s": metrics.get("elapsed_s"),

@@ -42,9 +42,7 @@ def import_(name: str, paths: list[str | Path], subset: bool = False) -> dict:
 def fetch(name: str, progress: bool = True) -> dict:
     """Download the official files (hash-checked) and build the cache from them."""
     ds = get(name)
-    paths = [download(ds, rf, progress) for rf in ds.files if not rf.optional]
-    if not ds.files:  # bundled with a library (Iris)
-        paths = []
+    paths = [download(ds, rf, progress) for rf in ds.files if not rf.optional]  # none for Iris (bundled)
     return import_(name, paths)
 
 
