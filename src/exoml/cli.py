@@ -84,11 +84,17 @@ def _interrupted_run(task: str, path: Path) -> None:
 
 def execute(task: str, mod, cfg, out: str | Path | None = None, on_epoch=None) -> tuple[Path, dict]:
     """Run one configured task in a new run folder; `on_epoch(row)` sees each history row too."""
+    from . import distributed
     from .config import to_dict
     from .runs import finish, new_run
+    if distributed.launched() and not getattr(mod, "DISTRIBUTED", False):
+        raise ExomlError(f"{task} does not train data-parallel: run it without torchrun "
+                         "(the image tasks mnist, fashion-mnist, cifar10 and cifar100 do)")
+    distributed.init(cfg.device)
     resume = getattr(cfg, "resume", None)
     with new_run(task, to_dict(cfg), out or cfg.out, resume=resume) as run:
-        print(f"[{task}] run folder: {run.path}", flush=True)
+        if run.writes:
+            print(f"[{task}] run folder: {run.path}", flush=True)
         if on_epoch is not None:  # e.g. tune's pruning hook, after the row is safely in history.csv
             log = run.log_epoch
 
@@ -105,6 +111,8 @@ def run_task(task: str, argv: list[str]) -> Path:
     """`exoml run TASK ...`: parse, run, print the headline numbers; returns the run folder."""
     mod, cfg = task_config(task, argv)
     path, metrics = execute(task, mod, cfg)
+    if not metrics:  # a torchrun rank other than 0: rank 0 reports
+        return path
     headline = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     shown = ", ".join(f"{k}={v:.4g}" for k, v in list(headline.items())[:6])
     print(f"[{task}] done: {shown}\n[{task}] report: {path / 'report.md'}", flush=True)

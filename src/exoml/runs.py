@@ -100,24 +100,32 @@ def environment() -> dict:
 
 
 class Run:
-    """One run folder. Use `with new_run(task, cfg) as run:`."""
+    """One run folder. Use `with new_run(task, cfg) as run:`.
 
-    def __init__(self, path: Path, resumed: bool = False):
+    `writes=False` (the ranks other than 0 of a torchrun job) makes every save a no-op: the
+    process reads the folder (config, checkpoint) but leaves writing it to rank 0."""
+
+    def __init__(self, path: Path, resumed: bool = False, writes: bool = True):
         self.path = Path(path)
         self.history: list[dict] = []
         self.started = time.time()
         self.resumed = resumed  # continuing an interrupted run: training starts from its checkpoint
+        self.writes = writes
 
     def file(self, name: str) -> Path:
         return self.path / name
 
     def status(self, state: str, **extra) -> None:
+        if not self.writes:
+            return
         write_json(self.file("status.json"), {"status": state, "time": datetime.now().isoformat(timespec="seconds"),
                                               "elapsed_s": round(time.time() - self.started, 3), **extra})
 
     def log_epoch(self, row: dict) -> None:
         """Append one row to history.csv (the whole file is rewritten atomically: it is small)."""
         self.history.append(dict(row))
+        if not self.writes:
+            return
         keys: list[str] = []
         for r in self.history:
             keys += [k for k in r if k not in keys]
@@ -128,18 +136,22 @@ class Run:
         atomic_write_text(self.file("history.csv"), buf.getvalue())
 
     def save_json(self, name: str, obj) -> Path:
-        write_json(self.file(name), obj)
+        if self.writes:
+            write_json(self.file(name), obj)
         return self.file(name)
 
     def save_figure(self, fig, name: str) -> Path:
         import matplotlib.pyplot as plt
-        with atomic_path(self.file(name)) as tmp:
-            fig.savefig(tmp, dpi=110, bbox_inches="tight", format=Path(name).suffix[1:] or "png")
+        if self.writes:
+            with atomic_path(self.file(name)) as tmp:
+                fig.savefig(tmp, dpi=110, bbox_inches="tight", format=Path(name).suffix[1:] or "png")
         plt.close(fig)
         return self.file(name)
 
     def save_arrays(self, name: str, **arrays) -> Path:
         """Test-set predictions and the like, as an .npz without pickled objects."""
+        if not self.writes:
+            return self.file(name)
         with atomic_path(self.file(name)) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, **{k: np.asarray(v) for k, v in arrays.items()})
@@ -147,6 +159,8 @@ class Run:
 
     def save_weights(self, tensors: dict, name: str = "model.safetensors", meta: dict | None = None) -> Path:
         from safetensors.torch import save_file
+        if not self.writes:
+            return self.file(name)
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
         with atomic_path(self.file(name)) as tmp:
             save_file(tensors, str(tmp), metadata={k: str(v) for k, v in (meta or {}).items()})
@@ -162,7 +176,13 @@ def new_run(task: str, config: dict, out: str | Path = "runs", resume: Path | No
     """Create runs/<task>/<timestamp>/ with config.json and a "running" status (or, with `resume`,
     reopen that interrupted run folder as it is). On an exception the status becomes "failed"
     (or "interrupted" on Ctrl-C / SIGTERM) and the exception propagates; the caller marks success
-    with `finish`."""
+    with `finish`. Under torchrun only rank 0 creates and writes the folder; the other ranks get
+    a read-only Run of it."""
+    from . import distributed
+    if not distributed.is_main():
+        path = resume if resume is not None else distributed.share(None)
+        yield Run(path, resumed=resume is not None, writes=False)
+        return
     if resume is not None:
         run = Run(resume, resumed=True)
     else:
@@ -180,7 +200,9 @@ def new_run(task: str, config: dict, out: str | Path = "runs", resume: Path | No
                 path = base / f"{stamp}-{n}"
         run = Run(path)
         run.save_json("config.json", {"task": task, "config": config, "environment": environment(),
-                                      "started": datetime.now().isoformat(timespec="seconds")})
+                                      "started": datetime.now().isoformat(timespec="seconds"),
+                                      "world_size": distributed.world_size()})
+        distributed.share(run.path)  # the other ranks wait for the folder, then read it
     run.status("running")
     try:
         yield run
@@ -194,6 +216,8 @@ def new_run(task: str, config: dict, out: str | Path = "runs", resume: Path | No
 
 def finish(run: Run, metrics: dict, report_md: str) -> None:
     """Write metrics.json and report.md, then mark the run complete (in that order)."""
+    if not run.writes:
+        return
     metrics = {**metrics, "elapsed_s": round(time.time() - run.started, 2)}
     run.save_json("metrics.json", metrics)
     atomic_write_text(run.file("report.md"), report_md)

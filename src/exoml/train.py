@@ -33,8 +33,8 @@ class TrainingError(ExomlError, RuntimeError):
 def pick_device(name: str = "auto") -> torch.device:
     """'auto' takes CUDA, then Apple's MPS, then the CPU; an explicit name must exist."""
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
+        if torch.cuda.is_available():  # under torchrun: this process's own GPU
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -42,6 +42,8 @@ def pick_device(name: str = "auto") -> torch.device:
         raise TrainingError("--device cuda was asked for, but no CUDA device is available")
     if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
         raise TrainingError(f"unknown device {name!r}: use auto, cpu, cuda or mps")
+    if name == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device(name)
 
 

@@ -30,6 +30,7 @@ from ..errors import ExomlError
 from ..evaluation import classification_metrics
 from ..report import img, md_table
 from .. import checkpoint
+from .. import distributed
 from ..runs import Run
 from ..train import TrainingError, autocast
 
@@ -147,14 +148,17 @@ def load_data(name: str, cfg, run: Run, device: torch.device):
             f"training split ({len(ds.y_train):,} images; stratified, seed {cfg.seed}); evaluation on the official "
             f"test split{subset}. Images {'x'.join(map(str, ds.x_train.shape[1:]))} uint8, {len(d.classes)} classes. "
             f"All images sit on the {device.type} as one uint8 tensor; batches are gathered and augmented there.\n\n"
-            + explore(run, parts["x_train"], parts["y_train"], d.classes, d.mean, d.std))
+            + (explore(run, parts["x_train"], parts["y_train"], d.classes, d.mean, d.std) if run.writes else ""))
     return d
 
 
 def conclude(run: Run, cfg, task: str, title: str, intro: str, model: nn.Module, d, history: list[dict],
              logits: torch.Tensor, train_timer: "Timer", eval_timer: "Timer", cpu_s: float,
              sections: list[tuple[str, str]], extra_metrics: dict | None = None) -> tuple[dict, str]:
-    """Metrics, predictions, figures, weights and report.md text for a finished training run."""
+    """Metrics, predictions, figures, weights and report.md text for a finished training run
+    (nothing on a torchrun rank other than 0: rank 0 writes the run folder)."""
+    if not run.writes:
+        return {}, ""
     from ..report import render
     from ..train import device_name
     device = next(model.parameters()).device
@@ -166,7 +170,8 @@ def conclude(run: Run, cfg, task: str, title: str, intro: str, model: nn.Module,
     metrics.update(epochs_run=history[-1]["epoch"] if history else 0, train_time_s=round(train_timer.seconds, 3),
                    eval_time_s=round(eval_timer.seconds, 3),
                    time_to_result_s=round(train_timer.seconds + eval_timer.seconds, 3),
-                   train_cpu_s=round(cpu_s, 1), device=device_name(device), seed=cfg.seed,
+                   train_cpu_s=round(cpu_s, 1), device=device_name(device), processes=distributed.world_size(),
+                   seed=cfg.seed,
                    parameters=sum(p.numel() for p in model.parameters()))
     save_model(run, model, task, d.classes)
     timing = (f"Training took {train_timer.seconds:.1f} s and the test evaluation {eval_timer.seconds:.1f} s on "
@@ -318,21 +323,30 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
     fractional (the run stops after round(epochs * steps per epoch) steps). `metrics` are names
     from train.METRICS, computed on the validation split after each epoch. The last partial
     batch of an epoch is dropped (BatchNorm dislikes tiny batches). The loss is summed on the
-    device and read once per epoch, so a non-finite loss is caught at the end of its epoch."""
+    device and read once per epoch (no host sync per step); the first step whose loss was not
+    finite is tracked there too, so a NaN stops the run at the end of its epoch naming that step,
+    and the checkpoint of the last good epoch is kept.
+
+    Under torchrun (exoml.distributed) `batch_size` is the global batch: every rank takes its
+    slice of each batch of one shared shuffled order, and DDP averages the gradients."""
     from ..train import METRICS
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ExomlError(f"unknown metric(s) {unknown}: choose from {', '.join(METRICS)}")
     n = len(x)
     bs = min(batch_size, n)
+    local, r = distributed.local_batch(bs), distributed.rank()
+    scale = distributed.world_size() if getattr(loss_fn, "reduction", "mean") == "sum" else 1
+    net = distributed.wrap(model)  # DDP over the ranks, or the model itself
     per_epoch = n // bs
     total = max(1, round(epochs * per_epoch))
     total = min(total, max_steps) if max_steps else total
     sum_reduced = getattr(loss_fn, "reduction", "mean") == "sum"
     history, step, epoch = [], 0, 0
-    bar = tqdm(total=total, desc=desc, leave=False, disable=None)
+    bar = tqdm(total=total, desc=desc, leave=False, disable=None if distributed.is_main() else True)
     # With a run folder: a checkpoint after every epoch; a resumed run (--resume) starts from it.
     ckpt = run.file("checkpoint.safetensors") if run is not None else None
+    writes = run is not None and run.writes
     if ckpt is not None and run.resumed and ckpt.exists():
         progress = checkpoint.load(ckpt, model, optimizers, schedulers)
         step, epoch, history = progress["step"], progress["epoch"], progress["history"]
@@ -344,16 +358,18 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
         epoch += 1
         model.train()
         t0, loss_sum, seen = time.perf_counter(), torch.zeros((), device=x.device), 0
-        order = torch.randperm(n, device=x.device)
+        first_bad = torch.full((), total + 1, device=x.device)  # the first step with a non-finite loss
+        order = distributed.broadcast_(torch.randperm(n, device=x.device))  # rank 0's order everywhere
         for i in range(min(per_epoch, total - step)):
-            idx = order[i * bs:(i + 1) * bs]
+            idx = order[i * bs:(i + 1) * bs][r * local:(r + 1) * local]  # this rank's slice of the batch
             xb, yb = to_float(x[idx]), y[idx]
             if augment is not None:
                 xb, yb = augment(xb, yb, idx, epoch)
             with autocast(x.device):
-                out = model(xb)
+                out = net(xb)
             loss = loss_fn(out.float(), yb)
-            loss.backward()
+            first_bad = torch.where(torch.isfinite(loss.detach()), first_bad, first_bad.clamp_max(step + 1))
+            (loss * scale if scale != 1 else loss).backward()
             for opt in optimizers:
                 opt.step()
             for opt in optimizers:
@@ -364,18 +380,21 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
             seen += 1
             step += 1
             bar.update()
-        train_loss = loss_sum.item() / max(seen, 1)
-        if not math.isfinite(train_loss):
-            raise TrainingError(f"non-finite training loss in epoch {epoch} (lower the learning rate?)")
+        train_loss = distributed.all_reduce_(loss_sum, "mean").item() / max(seen, 1)
+        bad = int(distributed.all_reduce_(first_bad, "min").item())
+        if bad <= total or not math.isfinite(train_loss):
+            kept = f"; the checkpoint of epoch {epoch - 1} is kept" if writes and epoch > 1 else ""
+            raise TrainingError(f"non-finite training loss at step {min(bad, step)} (epoch {epoch}){kept}; "
+                                "lower the learning rate?")
         row = {"epoch": epoch, "train_loss": train_loss, "lr": optimizers[-1].param_groups[-1]["lr"],
                "time_s": round(time.perf_counter() - t0, 3)}
-        if val is not None and len(val[1]):
+        if val is not None and len(val[1]) and distributed.is_main():  # rank 0 keeps the history
             logits = predict_logits(model, val[0])
             row["val_loss"] = F.cross_entropy(logits, val[1].cpu()).item()
             row.update({f"val_{m}": METRICS[m](logits, val[1].cpu()) for m in metrics})
         bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k in ("train_loss", "val_accuracy")})
         history.append(row)
-        if ckpt is not None:
+        if writes:
             checkpoint.save(ckpt, model, optimizers, schedulers, {"step": step, "epoch": epoch, "history": history})
         if on_epoch:
             on_epoch(row)

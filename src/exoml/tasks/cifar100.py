@@ -35,6 +35,7 @@ from ..config import Common
 from ..train import make_loss, make_optimizer, pick_device, seed_everything
 
 NAME = "cifar100"
+DISTRIBUTED = True  # trains data-parallel under torchrun (exoml.distributed)
 
 
 @dataclass

@@ -33,6 +33,7 @@ from ..config import Common
 from ..train import make_loss, make_optimizer, pick_device, seed_everything
 
 NAME = "fashion-mnist"
+DISTRIBUTED = True  # trains data-parallel under torchrun (exoml.distributed)
 
 
 @dataclass
