@@ -61,6 +61,7 @@ def test_interrupt_then_resume_matches_uninterrupted_run(tiny_mnist):
     assert len(ref) == len(resumed)
     for a, b in zip(ref, resumed):
         assert float(a["train_loss"]) == pytest.approx(float(b["train_loss"]), rel=1e-4, abs=1e-5)
+        assert a["step"] == b["step"]  # the same number of optimizer steps
     m_ref = json.loads(next((tiny_mnist / "ref" / "mnist").glob("2*/metrics.json")).read_text())
     m_res = json.loads((run / "metrics.json").read_text())
     assert m_ref["accuracy"] == pytest.approx(m_res["accuracy"], abs=1e-6)
@@ -74,3 +75,50 @@ def test_resume_refuses_complete_or_foreign_runs(tiny_mnist, capsys):
     assert "already complete" in capsys.readouterr().err
     assert main(["run", "fashion-mnist", "--resume", str(run)]) == 2
     assert "not of 'fashion-mnist'" in capsys.readouterr().err
+
+
+def _tiny_fit(run, interrupt_at=None):
+    """fit() on random data with random augmentation (torch and numpy draws); optionally sends
+    this process a SIGINT during step `interrupt_at`."""
+    import numpy as np
+    import torch
+    from exoml.tasks import _vision as V
+    torch.manual_seed(0)
+    np.random.seed(0)
+    x = torch.randint(0, 256, (60, 1, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    y = (x.float().mean((1, 2, 3)) > 127.5).long()
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / 30)
+    calls = {"n": 0}
+
+    def augment(xb, yb, idx, epoch):
+        calls["n"] += 1
+        if calls["n"] == interrupt_at:
+            signal.raise_signal(signal.SIGINT)  # arrives in the middle of a step
+        return xb + 0.05 * torch.randn_like(xb) * float(np.random.random()), yb
+    history = V.fit(model, x, y, torch.nn.functional.cross_entropy, [opt], [sched], epochs=5, batch_size=10,
+                    augment=augment, run=run)
+    return model, history
+
+
+def test_signal_mid_epoch_checkpoints_between_steps_and_resume_is_exact(tmp_path):
+    from exoml.runs import Run
+    ref_model, ref_history = _tiny_fit(Run(tmp_path / "ref"))
+    with pytest.raises(KeyboardInterrupt):
+        _tiny_fit(Run(tmp_path / "cut"), interrupt_at=15)  # step 15 = the 3rd step of epoch 3
+    from safetensors import safe_open
+    with safe_open(str(tmp_path / "cut" / "checkpoint.safetensors"), "pt") as fh:
+        progress = json.loads(fh.metadata()["progress"])
+    assert progress["step"] == 15 and progress["partial"] == {**progress["partial"], "epoch": 3, "done": 3}
+    model, history = _tiny_fit(Run(tmp_path / "cut", resumed=True))
+    assert [r["step"] for r in history] == [r["step"] for r in ref_history] == [6, 12, 18, 24, 30]
+    for a, b in zip(history, ref_history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
+    for p, q in zip(model.parameters(), ref_model.parameters()):
+        assert torch_equal(p, q)
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+    return bool(torch.allclose(a, b, rtol=0, atol=1e-6))

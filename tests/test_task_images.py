@@ -79,7 +79,7 @@ def test_quick_run_end_to_end(trained, task):
     assert np.isclose((pred["y_true"] == pred["y_pred"]).mean(), metrics["accuracy"])
     assert (pred["probs"].argmax(1) == pred["y_pred"]).all()
     history = (run / "history.csv").read_text().splitlines()
-    assert history[0].startswith("epoch,train_loss") and len(history) >= 2
+    assert history[0].startswith("epoch,step,train_loss") and len(history) >= 2
     for fig in FIGURES:
         assert (run / fig).stat().st_size > 1000, fig
     report = (run / "report.md").read_text()

@@ -342,64 +342,89 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
     total = max(1, round(epochs * per_epoch))
     total = min(total, max_steps) if max_steps else total
     sum_reduced = getattr(loss_fn, "reduction", "mean") == "sum"
-    history, step, epoch = [], 0, 0
+    history, step, epoch, partial = [], 0, 0, None
     bar = tqdm(total=total, desc=desc, leave=False, disable=None if distributed.is_main() else True)
-    # With a run folder: a checkpoint after every epoch; a resumed run (--resume) starts from it.
+    # With a run folder: a checkpoint after every epoch and when a signal stops the run between two
+    # steps; a resumed run (--resume) starts from it, mid-epoch if need be (same order, same RNG).
     ckpt = run.file("checkpoint.safetensors") if run is not None else None
     writes = run is not None and run.writes
     if ckpt is not None and run.resumed and ckpt.exists():
         progress = checkpoint.load(ckpt, model, optimizers, schedulers)
-        step, epoch, history = progress["step"], progress["epoch"], progress["history"]
+        step, epoch, history, partial = progress["step"], progress["epoch"], progress["history"], progress.get("partial")
         run.history = [dict(r) for r in history[:-1]]
         if history:
             run.log_epoch(history[-1])  # history.csv agrees with the checkpoint again
         bar.update(step)
-    while step < total:
-        epoch += 1
-        model.train()
-        t0, loss_sum, seen = time.perf_counter(), torch.zeros((), device=x.device), 0
-        first_bad = torch.full((), total + 1, device=x.device)  # the first step with a non-finite loss
-        order = distributed.broadcast_(torch.randperm(n, device=x.device))  # rank 0's order everywhere
-        for i in range(min(per_epoch, total - step)):
-            idx = order[i * bs:(i + 1) * bs][r * local:(r + 1) * local]  # this rank's slice of the batch
-            xb, yb = to_float(x[idx]), y[idx]
-            if augment is not None:
-                xb, yb = augment(xb, yb, idx, epoch)
-            with autocast(x.device):
-                out = net(xb)
-            loss = loss_fn(out.float(), yb)
-            first_bad = torch.where(torch.isfinite(loss.detach()), first_bad, first_bad.clamp_max(step + 1))
-            (loss * scale if scale != 1 else loss).backward()
-            for opt in optimizers:
-                opt.step()
-            for opt in optimizers:
-                opt.zero_grad(set_to_none=True)
-            for sched in schedulers:
-                sched.step()
-            loss_sum += loss.detach() / (len(idx) if sum_reduced else 1)
-            seen += 1
-            step += 1
-            bar.update()
-        train_loss = distributed.all_reduce_(loss_sum, "mean").item() / max(seen, 1)
-        bad = int(distributed.all_reduce_(first_bad, "min").item())
-        if bad <= total or not math.isfinite(train_loss):
-            kept = f"; the checkpoint of epoch {epoch - 1} is kept" if writes and epoch > 1 else ""
-            raise TrainingError(f"non-finite training loss at step {min(bad, step)} (epoch {epoch}){kept}; "
-                                "lower the learning rate?")
-        row = {"epoch": epoch, "train_loss": train_loss, "lr": optimizers[-1].param_groups[-1]["lr"],
-               "time_s": round(time.perf_counter() - t0, 3)}
-        if val is not None and len(val[1]) and distributed.is_main():  # rank 0 keeps the history
-            logits = predict_logits(model, val[0])
-            row["val_loss"] = F.cross_entropy(logits, val[1].cpu()).item()
-            row.update({f"val_{m}": METRICS[m](logits, val[1].cpu()) for m in metrics})
-        bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k in ("train_loss", "val_accuracy")})
-        history.append(row)
-        if writes:
-            checkpoint.save(ckpt, model, optimizers, schedulers, {"step": step, "epoch": epoch, "history": history})
-        if on_epoch:
-            on_epoch(row)
+    with checkpoint.deferred_interrupts() as stop_asked:
+        while step < total:
+            model.train()
+            t0 = time.perf_counter()
+            first_bad = torch.full((), total + 1, device=x.device)  # the first step with a non-finite loss
+            if partial:  # an epoch interrupted part-way: its order and running loss come back
+                epoch, start, seen = partial["epoch"], partial["done"], partial["seen"]
+                order = progress["extra"]["order"].to(x.device)
+                loss_sum = torch.tensor(partial["loss_sum"], device=x.device)
+                partial = None
+            else:
+                epoch, start, seen = epoch + 1, 0, 0
+                order = distributed.broadcast_(torch.randperm(n, device=x.device))  # rank 0's order everywhere
+                loss_sum = torch.zeros((), device=x.device)
+            for i in range(start, min(per_epoch, start + total - step)):
+                idx = order[i * bs:(i + 1) * bs][r * local:(r + 1) * local]  # this rank's slice of the batch
+                xb, yb = to_float(x[idx]), y[idx]
+                if augment is not None:
+                    xb, yb = augment(xb, yb, idx, epoch)
+                with autocast(x.device):
+                    out = net(xb)
+                loss = loss_fn(out.float(), yb)
+                first_bad = torch.where(torch.isfinite(loss.detach()), first_bad, first_bad.clamp_max(step + 1))
+                (loss * scale if scale != 1 else loss).backward()
+                for opt in optimizers:
+                    opt.step()
+                for opt in optimizers:
+                    opt.zero_grad(set_to_none=True)
+                for sched in schedulers:
+                    sched.step()
+                loss_sum += loss.detach() / (len(idx) if sum_reduced else 1)
+                seen += 1
+                step += 1
+                bar.update()
+                if _stop(stop_asked, x.device):  # Ctrl-C / SIGTERM: save where we are, then stop
+                    if writes and bool(torch.isfinite(loss_sum)):
+                        checkpoint.save(ckpt, model, optimizers, schedulers, {
+                            "step": step, "epoch": epoch - 1, "history": history, "partial": {
+                                "epoch": epoch, "done": i + 1, "seen": seen, "loss_sum": loss_sum.item()}},
+                            extra={"order": order})
+                    raise KeyboardInterrupt
+            train_loss = distributed.all_reduce_(loss_sum, "mean").item() / max(seen, 1)
+            bad = int(distributed.all_reduce_(first_bad, "min").item())
+            if bad <= total or not math.isfinite(train_loss):
+                kept = f"; the checkpoint of epoch {epoch - 1} is kept" if writes and epoch > 1 else ""
+                raise TrainingError(f"non-finite training loss at step {min(bad, step)} (epoch {epoch}){kept}; "
+                                    "lower the learning rate?")
+            row = {"epoch": epoch, "step": step, "train_loss": train_loss, "lr": optimizers[-1].param_groups[-1]["lr"],
+                   "time_s": round(time.perf_counter() - t0, 3)}
+            if val is not None and len(val[1]) and distributed.is_main():  # rank 0 keeps the history
+                logits = predict_logits(model, val[0])
+                row["val_loss"] = F.cross_entropy(logits, val[1].cpu()).item()
+                row.update({f"val_{m}": METRICS[m](logits, val[1].cpu()) for m in metrics})
+            bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k in ("train_loss", "val_accuracy")})
+            history.append(row)
+            if writes:
+                checkpoint.save(ckpt, model, optimizers, schedulers, {"step": step, "epoch": epoch, "history": history})
+            if on_epoch:
+                on_epoch(row)
+            if _stop(stop_asked, x.device):
+                raise KeyboardInterrupt
     bar.close()
     return history
+
+
+def _stop(stop_asked, device: torch.device) -> bool:
+    """Was a stop asked (on any rank: all ranks must stop after the same step)?"""
+    if distributed.world_size() == 1:
+        return stop_asked()
+    return distributed.all_reduce_(torch.tensor(float(stop_asked()), device=device)).item() > 0
 
 
 def one_cycle(total_steps: int, warmup: float = 0.2, start: float = 0.1):
