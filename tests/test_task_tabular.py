@@ -188,9 +188,12 @@ def test_kddcup_end_to_end_and_predict(tmp_path, capsys):
                  "curves.png", "scores.png", "history.png", "confusion_A.png", "confusion_B.png"):
         assert (path / name).stat().st_size > 0, name
     history = pd.read_csv(path / "history.csv")
-    # 2 seeds of A, and B once per candidate scaler; 3 epochs each
-    assert set(history.protocol) == {"A", "B-standard", "B-minmax"} and len(history) == 4 * 3
-    assert m["B_autoencoder_scaler"] in ("standard", "minmax")
+    # A's choice once per candidate scaler, 2 seeds of A, and B once per candidate scaler; 3 epochs each
+    assert set(history.protocol) == {"A-val-standard-3", "A-val-minmax-3", "A", "B-standard", "B-minmax"}
+    assert len(history) == 6 * 3
+    assert m["B_autoencoder_scaler"] in ("standard", "minmax") and m["A_ocsvm_scaler"] in ("standard", "minmax")
+    report = (path / "report.md").read_text()
+    assert "normal rows of `corrected` (anomalies)" in report and "val_f1" in report
     with np.load(path / "predictions.npz", allow_pickle=False) as p:  # protocol B's F1 from the saved scores
         from sklearn.metrics import f1_score
         f1 = f1_score(p["b_y"], p["b_autoencoder"] > m["B_autoencoder_threshold"])
