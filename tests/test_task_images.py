@@ -12,7 +12,8 @@ from PIL import Image
 
 from exoml import data
 from exoml.cli import main
-from exoml.tasks import _vision as V
+from exoml.tasks import _augment as A, _vision as V, _vision_report as R
+from exoml.tasks._muon import Muon
 
 from fixtures.cifar import binary_records, write_cifar_binary
 from fixtures.mnist import write_mnist
@@ -146,7 +147,7 @@ def test_predict_white_background_digit(trained, tmp_path, capsys):
     probs = [float(l.split()[-1]) for l in lines]
     assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001
     assert (run / "predictions" / "one.png").stat().st_size > 1000
-    prepared = V.prepare_image(img, 28, True, "digit")
+    prepared = R.prepare_image(img, 28, True, "digit")
     assert prepared[0].max() == 0 and prepared[14].max() > 200  # inverted: black border, bright stroke
 
 
@@ -182,24 +183,24 @@ def test_predict_without_a_run(tmp_path, capsys):
 def test_translate_is_a_shift_and_flip_mirrors():
     x = torch.arange(2 * 3 * 6 * 6, dtype=torch.float32).view(2, 3, 6, 6)
     torch.manual_seed(0)
-    out = V.translate(x, 2, mode="constant")
+    out = A.translate(x, 2, mode="constant")
     for i in range(2):  # each output is the input moved by the same (dy, dx) in every channel
         hits = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
                 if torch.equal(out[i], torch.roll(
                     torch.nn.functional.pad(x[i], (2,) * 4), (dy, dx), (1, 2))[:, 2:8, 2:8])]
         assert hits, i
-    assert torch.equal(V.flip(x, torch.tensor([True, False]))[0], x[0].flip(-1))
-    assert torch.equal(V.translate(x, 0), x)
+    assert torch.equal(A.flip(x, torch.tensor([True, False]))[0], x[0].flip(-1))
+    assert torch.equal(A.translate(x, 0), x)
 
 
 def test_cutmix_targets_are_probabilities():
     np.random.seed(0)
     x, y = torch.rand(8, 3, 32, 32), torch.arange(8)
-    xm, t = V.cutmix(x, y, 100, prob=1.0)
+    xm, t = A.cutmix(x, y, 100, prob=1.0)
     assert t.shape == (8, 100) and torch.allclose(t.sum(1), torch.ones(8))
     mixed = t.max(1).values < 1  # (an image paired with itself keeps its one label)
     assert not torch.equal(xm, x) and mixed.any() and torch.allclose(t.max(1).values[mixed], t.max(1).values[mixed][0])
-    _, t0 = V.cutmix(x, y, 100, prob=0.0)
+    _, t0 = A.cutmix(x, y, 100, prob=0.0)
     assert torch.equal(t0.argmax(1), y)
 
 
@@ -207,7 +208,7 @@ def test_tta_views_and_cutout():
     x = torch.rand(2, 3, 8, 8)
     assert [len(g) for g in V.tta_views(x, "flip_translate")] == [2, 4]
     assert [len(g) for g in V.tta_views(x, "none")] == [1]
-    out = V.cutout(x, 3, torch.zeros(1, 3, 1, 1))
+    out = A.cutout(x, 3, torch.zeros(1, 3, 1, 1))
     assert ((out == 0).all(1).sum((1, 2)) >= 4).all()  # at least a clipped 2x2 corner of the square
 
 
@@ -224,7 +225,7 @@ def test_muon_keeps_filter_norm_and_descends():
     true = torch.randn(8, 3, 3, 3)
     true *= 8 ** 0.5 / true.norm()  # a target Muon can reach: filters of norm sqrt(out channels)
     conv = torch.nn.Conv2d(3, 8, 3, bias=False)
-    opt = V.Muon([conv.weight], lr=0.05)
+    opt = Muon([conv.weight], lr=0.05)
     x = torch.randn(16, 3, 8, 8)
     target = torch.nn.functional.conv2d(x, true)
     losses = []

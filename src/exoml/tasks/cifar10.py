@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from . import _vision as V
+from . import _augment as A, _vision as V, _vision_report as R
+from ._muon import Muon
 from ..config import Common
 from ..train import make_loss, make_optimizer, pick_device, seed_everything
 
@@ -148,7 +149,7 @@ def run(cfg: Config, run) -> tuple[dict, str]:
               dict(params=norm_biases, lr=cfg.lr, weight_decay=wd / cfg.lr),
               dict(params=[model.head.weight], lr=cfg.head_lr, weight_decay=wd / cfg.head_lr)]
     sgd = make_optimizer(cfg.optimizer, groups, cfg.lr, momentum=cfg.momentum, nesterov=True)
-    muon = V.Muon(filters, lr=cfg.muon_lr, momentum=0.6, nesterov=True)
+    muon = Muon(filters, lr=cfg.muon_lr, momentum=0.6, nesterov=True)
     steps = V.total_steps(len(d.ty_train), cfg.batch_size, cfg.epochs, 1 if cfg.dry_run else None)
     whiten_steps = math.ceil(cfg.whiten_bias_epochs * (len(d.ty_train) // min(cfg.batch_size, len(d.ty_train))))
     decay = lambda s: max(0.0, 1 - s / steps)  # noqa: E731
@@ -160,8 +161,8 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     mirror = torch.rand(len(d.ty_train), device=device) < 0.5
 
     def augment(xb, yb, idx, epoch):
-        xb = V.flip(xb, mirror[idx] if epoch % 2 else ~mirror[idx])
-        return V.translate(xb, cfg.translate, mode="reflect"), yb
+        xb = A.flip(xb, mirror[idx] if epoch % 2 else ~mirror[idx])
+        return A.translate(xb, cfg.translate, mode="reflect"), yb
 
     # train
     cpu0 = time.process_time()
@@ -178,16 +179,16 @@ def run(cfg: Config, run) -> tuple[dict, str]:
              f"epochs at batch {cfg.batch_size}: Muon (lr {cfg.muon_lr:g}) for conv filters, Nesterov SGD for biases "
              f"(lr {cfg.lr:g}) and head (lr {cfg.head_lr:g}), label smoothing {cfg.label_smoothing:g}, alternating "
              f"flip + {cfg.translate}-pixel translation, test-time augmentation `{cfg.tta}`.")
-    return V.conclude(run, cfg, NAME, "CIFAR-10: fast CNN (airbench-style)", intro, model, d, history, logits,
+    return R.conclude(run, cfg, NAME, "CIFAR-10: fast CNN (airbench-style)", intro, model, d, history, logits,
                       t_train, t_eval, cpu_s, [])
 
 
 # ---------------------------------------------------------------- predict -------------
 
 def add_predict_args(parser) -> None:
-    V.add_predict_args(parser)
+    R.add_predict_args(parser)
 
 
 def predict(args) -> int:
     """Top-5 classes for one image of any size or mode (made RGB, resized to 32x32)."""
-    return V.predict_image(args, NAME, sys.modules[__name__], size=32, grey=False, mode="photo")
+    return R.predict_image(args, NAME, sys.modules[__name__], size=32, grey=False, mode="photo")

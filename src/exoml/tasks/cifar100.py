@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import _vision as V
+from . import _augment as A, _vision as V, _vision_report as R
 from ..config import Common
 from ..train import make_loss, make_optimizer, pick_device, seed_everything
 
@@ -139,8 +139,8 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, V.one_cycle(steps, cfg.warmup))
 
     def augment(xb, yb, idx, epoch):  # targets become class probabilities (CutMix mixes two labels)
-        xb = V.translate(V.flip(xb) if cfg.flip else xb, cfg.crop_pad, mode="reflect")
-        return V.cutmix(xb, yb, len(d.classes), cfg.cutmix)
+        xb = A.translate(A.flip(xb) if cfg.flip else xb, cfg.crop_pad, mode="reflect")
+        return A.cutmix(xb, yb, len(d.classes), cfg.cutmix)
 
     # train
     cpu0 = time.process_time()
@@ -160,16 +160,16 @@ def run(cfg: Config, run) -> tuple[dict, str]:
              f"{cfg.cutmix:g}, label smoothing {cfg.label_smoothing:g}, {cfg.optimizer} (Nesterov) with a one-cycle lr "
              f"(peak {cfg.lr:g}), test-time augmentation `{cfg.tta}`.")
     coarse = f"Superclass (coarse) accuracy, the fine prediction mapped to its superclass: {coarse_acc:.4f}."
-    return V.conclude(run, cfg, NAME, "CIFAR-100: ResNet", intro, model, d, history, logits, t_train, t_eval,
+    return R.conclude(run, cfg, NAME, "CIFAR-100: ResNet", intro, model, d, history, logits, t_train, t_eval,
                       cpu_s, [("Superclasses", coarse)], extra_metrics={"coarse_accuracy": coarse_acc})
 
 
 # ---------------------------------------------------------------- predict -------------
 
 def add_predict_args(parser) -> None:
-    V.add_predict_args(parser)
+    R.add_predict_args(parser)
 
 
 def predict(args) -> int:
     """Top-5 of the 100 classes for one image of any size or mode (made RGB, resized to 32x32)."""
-    return V.predict_image(args, NAME, sys.modules[__name__], size=32, grey=False, mode="photo")
+    return R.predict_image(args, NAME, sys.modules[__name__], size=32, grey=False, mode="photo")

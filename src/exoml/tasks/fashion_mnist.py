@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from . import _vision as V
+from . import _augment as A, _vision as V, _vision_report as R
 from ..config import Common
 from ..train import make_loss, make_optimizer, pick_device, seed_everything
 
@@ -118,9 +118,9 @@ def run(cfg: Config, run) -> tuple[dict, str]:
 
     def augment(xb, yb, idx, epoch):
         if cfg.flip:
-            xb = V.flip(xb)
-        xb = V.translate(xb, cfg.shift, mode="constant")
-        return V.cutout(xb, cfg.erase, background), yb
+            xb = A.flip(xb)
+        xb = A.translate(xb, cfg.shift, mode="constant")
+        return A.cutout(xb, cfg.erase, background), yb
 
     # train
     cpu0 = time.process_time()
@@ -137,17 +137,17 @@ def run(cfg: Config, run) -> tuple[dict, str]:
              f"the `{cfg.profile}` profile: {cfg.epochs:g} epochs, augmentation (mirror {cfg.flip}, shifts up to "
              f"{cfg.shift} px, erased {cfg.erase}x{cfg.erase} squares), label smoothing {cfg.label_smoothing:g}, "
              f"{cfg.optimizer} with a one-cycle lr (peak {cfg.lr:g}), test-time augmentation `{cfg.tta}`.")
-    return V.conclude(run, cfg, NAME, "Fashion-MNIST: fully connected deep network", intro, model, d, history,
+    return R.conclude(run, cfg, NAME, "Fashion-MNIST: fully connected deep network", intro, model, d, history,
                       logits, t_train, t_eval, cpu_s, [])
 
 
 # ---------------------------------------------------------------- predict -------------
 
 def add_predict_args(parser) -> None:
-    V.add_predict_args(parser)
+    R.add_predict_args(parser)
 
 
 def predict(args) -> int:
     """Top-5 classes for one image: made grey, stretched to 28x28, and inverted when its border is
     light (a product photo on white), since Fashion-MNIST items are light on a black background."""
-    return V.predict_image(args, NAME, sys.modules[__name__], size=28, grey=True, mode="item")
+    return R.predict_image(args, NAME, sys.modules[__name__], size=28, grey=True, mode="item")

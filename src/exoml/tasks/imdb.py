@@ -157,7 +157,7 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     classes = ds.classes
     corpus = text.token_cache({"train": ds.train, "test": ds.test}, cfg.lowercase, cfg.punctuation)
     words = corpus["words"][:cfg.vocab_size]
-    len_train, len_test = text.lengths(corpus["train_offsets"]), text.lengths(corpus["test_offsets"])
+    len_train = text.lengths(corpus["train_offsets"])
     y_all, y_test_all = ds.train["label"].to_numpy(), ds.test["label"].to_numpy()
 
     # --- explore: review lengths, label balance, frequent words per class

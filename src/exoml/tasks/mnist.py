@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from . import _vision as V
+from . import _augment as A, _vision as V, _vision_report as R
 from ..config import Common
 from ..train import make_loss, make_optimizer, pick_device, seed_everything
 
@@ -148,7 +148,7 @@ def run(cfg: Config, run) -> tuple[dict, str]:
 
     def augment(xb, yb, idx, epoch):  # digits are not mirror-symmetric: no flips
         if cfg.rotate or cfg.zoom or cfg.shift:
-            xb = V.affine(xb, cfg.rotate, cfg.zoom, cfg.shift)
+            xb = A.affine(xb, cfg.rotate, cfg.zoom, cfg.shift)
         return xb, yb
 
     # train
@@ -166,17 +166,17 @@ def run(cfg: Config, run) -> tuple[dict, str]:
              f"`{cfg.profile}` profile: {cfg.epochs:g} epochs, affine augmentation (rotation {cfg.rotate:g} deg, zoom "
              f"{cfg.zoom:g}, shift {cfg.shift:g}), label smoothing {cfg.label_smoothing:g}, {cfg.optimizer} with a "
              f"one-cycle lr (peak {cfg.lr:g}).")
-    return V.conclude(run, cfg, NAME, "MNIST: CNN digit classifier", intro, model, d, history, logits,
+    return R.conclude(run, cfg, NAME, "MNIST: CNN digit classifier", intro, model, d, history, logits,
                       t_train, t_eval, cpu_s, [])
 
 
 # ---------------------------------------------------------------- predict -------------
 
 def add_predict_args(parser) -> None:
-    V.add_predict_args(parser)
+    R.add_predict_args(parser)
 
 
 def predict(args) -> int:
     """Top-5 digits for one image. A dark digit on light paper is inverted, cropped and centred in a
     20x20 box inside 28x28, as the MNIST digits are (exoml.images.load_image)."""
-    return V.predict_image(args, NAME, sys.modules[__name__], size=28, grey=True, mode="digit")
+    return R.predict_image(args, NAME, sys.modules[__name__], size=28, grey=True, mode="digit")
