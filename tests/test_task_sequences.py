@@ -91,6 +91,37 @@ def test_imdb_quick_run_end_to_end(trained):
     assert "Most confident mistakes" in (run / "report.md").read_text()
 
 
+def test_imdb_interrupted_run_resumes_to_the_same_result(trained, monkeypatch, tmp_path):
+    import csv
+    from exoml import train
+    ref, _ = trained("imdb")
+    monkeypatch.setenv("EXOML_DATA", str(_home(ref)))
+    data._loaded.clear()
+    real_fit, calls = train.fit, {"n": 0}
+
+    def fit_then_stop(*args, **kwargs):  # Ctrl-C during the 4th epoch
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real_fit(*args, **kwargs)
+    monkeypatch.setattr(train, "fit", fit_then_stop)
+    args = ["run", "imdb", "--quick", "--out", str(tmp_path), "--epochs", "12", "--lr", "0.01"]
+    assert main(args) == 130
+    (run,) = list((tmp_path / "imdb").iterdir())
+    assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
+    assert len(list(csv.DictReader((run / "history.csv").open()))) == 3
+    monkeypatch.setattr(train, "fit", real_fit)
+    assert main(["run", "imdb", "--resume", str(run)]) == 0
+    data._loaded.clear()
+    got = list(csv.DictReader((run / "history.csv").open()))
+    want = list(csv.DictReader((ref / "history.csv").open()))
+    assert [r["epoch"] for r in got] == [r["epoch"] for r in want]
+    for a, b in zip(got, want):
+        assert float(a["train_loss"]) == pytest.approx(float(b["train_loss"]), rel=1e-5)
+    m_got, m_want = (json.loads((r / "metrics.json").read_text()) for r in (run, ref))
+    assert m_got["accuracy"] == m_want["accuracy"] and m_got["best_epoch"] == m_want["best_epoch"]
+
+
 def test_imdb_token_cache_is_plain_npy_and_reused(trained, monkeypatch):
     run, _ = trained("imdb")
     (folder,) = list((_home(run) / "imdb" / "tokens").iterdir())
