@@ -164,3 +164,23 @@ def test_real_mnist_and_fashion_counts():
     data.import_("fashion-mnist", [FASHION_SYSTEM])
     f = data.load("fashion-mnist")
     assert (np.bincount(f.y_train) == 6000).all() and (np.bincount(f.y_test) == 1000).all()
+
+
+@pytest.mark.parametrize("task", ["mnist", "fashion-mnist", "cifar10", "cifar100", "boston", "iris", "kddcup",
+                                  "imdb", "electricity", "gan"])
+def test_every_task_help_lists_its_settings(task, capsys):
+    from exoml.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["run", task, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "--seed" in out and "--resume" in out and "(default:" in out
+
+
+def test_help_text_falls_back_to_the_field_comment(capsys):
+    from exoml.cli import main
+    with pytest.raises(SystemExit):
+        main(["run", "cifar10", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--batch-size INT images per step (default: 2000)" in out
+    assert "keep 60% of the old value" in out  # a % in a comment is printed as is

@@ -7,8 +7,8 @@ A task writes
         epochs: int = 10          # passes over the training set
         optimizer: str = "adam"   # adam | adamw | sgd | rmsprop
 
-and `exoml run TASK --help` lists `--epochs`, `--optimizer`, ... with their defaults.
-Help text comes from `field(metadata={"help": ...})` when given.
+and `exoml run TASK --help` lists `--epochs`, `--optimizer`, ... with their defaults. Help text
+comes from `field(metadata={"help": ...})` when given, else from the field's trailing comment.
 The quick profile (`--quick`) is a dict of overrides the task declares; flags given on
 the command line win over it, and a `--config FILE.json` (e.g. a tuned best_config.json)
 sits between the defaults and the flags.
@@ -63,14 +63,33 @@ def _field_type(cls, f: dataclasses.Field):
 NAMED_CHOICES = {"optimizer": ["adam", "adamw", "sgd", "rmsprop"]}
 
 
+def field_comments(cls) -> dict[str, str]:
+    """{field: its trailing `# comment`} from the source of cls and its dataclass bases."""
+    import inspect
+    import re
+    out: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        for m in re.finditer(r"^\s+(\w+)\s*:[^#\n]*#\s*(.+?)\s*$", source, re.M):
+            out[m.group(1)] = m.group(2)
+    return out
+
+
 def add_config_args(parser: argparse.ArgumentParser, cls) -> None:
     """One `--flag` per dataclass field; defaults are left unset so we can tell what was given."""
+    comments = field_comments(cls)
     for f in dataclasses.fields(cls):
         tp, origin = _field_type(cls, f)
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        help_text = f.metadata.get("help", "")
+        help_text = f.metadata.get("help", comments.get(f.name, ""))
         help_text = f"{help_text} (default: {default})".strip()
+        help_text = help_text.replace("%%", "%").replace("%", "%%")  # argparse %-formats help strings
         kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=help_text)
         if tp is bool:
             parser.add_argument(flag, nargs="?", const=True, type=_parse_bool, metavar="BOOL", **kwargs)
