@@ -103,3 +103,17 @@ def test_generate_errors_are_one_line(tmp_path, capsys, argv, message):
 def test_generate_needs_a_generative_task(capsys):
     assert main(["generate", "mnist"]) == 2
     assert "does not generate" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("depth", [0, 1])
+@pytest.mark.parametrize("conditional", [False, True])
+def test_networks_shapes_at_every_depth(depth, conditional):
+    import torch
+    from exoml.tasks._gan_model import Discriminator, Generator
+    g, d = Generator(8, 4, conditional, depth), Discriminator(4, conditional, True, depth)
+    y = torch.arange(5) % 10 if conditional else None
+    x = g(torch.randn(5, 8), y)
+    assert x.shape == (5, 1, 28, 28) and x.abs().max() <= 1
+    assert d(x, y).shape == (5,)
+    deeper = sum(isinstance(m, torch.nn.Conv2d) for m in Generator(8, 4, conditional, depth + 1).modules())
+    assert deeper > sum(isinstance(m, torch.nn.Conv2d) for m in g.modules())

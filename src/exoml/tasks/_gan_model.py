@@ -12,29 +12,45 @@ from .. import train
 
 
 class Generator(nn.Module):
-    def __init__(self, z_dim: int, width: int, conditional: bool):
+    """z -> linear -> 4w x 7 x 7 -> [up x2] 2w x 14 x 14 -> [up x2] 1 x 28 x 28 (tanh); `depth` adds that
+    many 3x3 conv-BN-ReLU layers at 7x7 and at 14x14 (and a 3x3 output conv at 28x28)."""
+
+    def __init__(self, z_dim: int, width: int, conditional: bool, depth: int = 0):
         super().__init__()
         self.z_dim, self.conditional = z_dim, conditional
         w = width
-        self.net = nn.Sequential(
-            nn.Linear(z_dim + (10 if conditional else 0), 4 * w * 7 * 7, bias=False), nn.Unflatten(1, (4 * w, 7, 7)),
-            nn.BatchNorm2d(4 * w), nn.ReLU(True),
-            nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * w), nn.ReLU(True),  # 14x14
-            nn.ConvTranspose2d(2 * w, 1, 4, 2, 1), nn.Tanh())                                           # 28x28
+        block = lambda c: [nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(True)]  # noqa: E731
+        layers = [nn.Linear(z_dim + (10 if conditional else 0), 4 * w * 7 * 7, bias=False),
+                  nn.Unflatten(1, (4 * w, 7, 7)), nn.BatchNorm2d(4 * w), nn.ReLU(True)]
+        layers += [m for _ in range(depth) for m in block(4 * w)]
+        layers += [nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * w), nn.ReLU(True)]  # 14x14
+        layers += [m for _ in range(depth) for m in block(2 * w)]
+        if depth:
+            layers += [nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(True),
+                       nn.Conv2d(w, 1, 3, 1, 1)]                                                          # 28x28
+        else:
+            layers += [nn.ConvTranspose2d(2 * w, 1, 4, 2, 1)]                                             # 28x28
+        self.net = nn.Sequential(*layers, nn.Tanh())
 
     def forward(self, z, y=None):
         return self.net(torch.cat([z, F.one_hot(y, 10).to(z.dtype)], 1) if self.conditional else z)
 
 
 class Discriminator(nn.Module):
-    def __init__(self, width: int, conditional: bool, sn: bool):
+    """Two strided 4x4 convs (28 -> 14 -> 7, LeakyReLU 0.2) and a linear logit; `depth` adds that many
+    3x3 convs at each resolution. Spectral norm on every layer when `sn`."""
+
+    def __init__(self, width: int, conditional: bool, sn: bool, depth: int = 0):
         super().__init__()
         norm = spectral_norm if sn else (lambda m: m)
         w = width
-        self.body = nn.Sequential(
-            norm(nn.Conv2d(1, w, 4, 2, 1)), nn.LeakyReLU(0.2, True),        # 14x14
-            norm(nn.Conv2d(w, 2 * w, 4, 2, 1)), nn.LeakyReLU(0.2, True),    # 7x7
-            nn.Flatten())
+        conv = lambda a, b, k=3, s=1: [norm(nn.Conv2d(a, b, k, s, 1)), nn.LeakyReLU(0.2, True)]  # noqa: E731
+        layers = conv(1, w) if depth else []
+        layers += conv(w if depth else 1, w, 4, 2)                                    # 14x14
+        layers += [m for _ in range(depth) for m in conv(w, w)]
+        layers += conv(w, 2 * w, 4, 2)                                                # 7x7
+        layers += [m for _ in range(depth) for m in conv(2 * w, 2 * w)]
+        self.body = nn.Sequential(*layers, nn.Flatten())
         self.head = norm(nn.Linear(2 * w * 7 * 7, 1))
         self.embed = norm(nn.Embedding(10, 2 * w * 7 * 7)) if conditional else None
 

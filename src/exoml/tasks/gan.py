@@ -67,6 +67,7 @@ class Config(Common):
     conditional: bool = field(default=False, metadata={"help": "class-conditional G and D (for generate --digit)"})
     z_dim: int = 64             # length of the noise vector z
     width: int = 64             # channels of D's first conv; G uses 4w and 2w
+    depth: int = 0              # extra 3x3 conv layers per resolution in G and D (0: the plain DCGAN)
     loss: str = field(default="bce", metadata={"help": "bce (non-saturating) | hinge", "choices": ["bce", "hinge"]})
     optimizer: str = "adam"     # adam | adamw | sgd | rmsprop (for both networks)
     lr_g: float = 2e-4          # generator learning rate
@@ -144,8 +145,8 @@ def run(cfg: Config, run: Run) -> tuple[dict, str]:
     rows = [mnist.x_train[np.flatnonzero(mnist.y_train == d)[:10]] for d in range(10)]
     run.save_figure(tile_figure(np.concatenate(rows), 10, f"training digits (one row per class; {n:,} used)"), "data.png")
 
-    G = Generator(cfg.z_dim, cfg.width, cfg.conditional).to(device)
-    D = Discriminator(cfg.width, cfg.conditional, cfg.spectral_norm).to(device)
+    G = Generator(cfg.z_dim, cfg.width, cfg.conditional, cfg.depth).to(device)
+    D = Discriminator(cfg.width, cfg.conditional, cfg.spectral_norm, cfg.depth).to(device)
     ema = AveragedModel(G, avg_fn=ema_avg(cfg.ema))  # what we sample from and save
     opt_g = train.make_optimizer(cfg.optimizer, G.parameters(), cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
     opt_d = train.make_optimizer(cfg.optimizer, D.parameters(), cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
@@ -278,7 +279,7 @@ def generate(args) -> int:
         raise ExomlError(f"{path} is an unconditional GAN, it cannot draw a chosen digit: "
                          f"train one with `exoml run gan --conditional`, or leave out --digit")
     device = train.pick_device(args.device)
-    g = Generator(cfg["z_dim"], cfg["width"], cfg["conditional"])
+    g = Generator(cfg["z_dim"], cfg["width"], cfg["conditional"], cfg.get("depth", 0))
     weights.load_state(g, path / "model.safetensors", task=NAME)
     g = g.to(device)
     rng = torch.Generator().manual_seed(args.seed)
