@@ -327,3 +327,22 @@ def test_real_power():
     f = b.frame
     assert len(f) == 2075259 and f.index[0] == pd.Timestamp("2006-12-16 17:24")
     assert f.index[-1] == pd.Timestamp("2010-11-26 21:02") and 0 < b.missing_rows < 30000
+
+
+@pytest.mark.parametrize("suffix", ["tar.xz", "tar.gz", "tar"])
+def test_imdb_archive_cut_anywhere_is_truncated(tmp_path, suffix):
+    """A download cut at any byte, compressed or not, is reported as truncated: never read as a
+    shorter archive (tarfile alone stops quietly when the data ends at a header boundary)."""
+    root = fi.write_aclimdb(tmp_path / "t", n_per_label=3)
+    mode = {"tar.xz": "w:xz", "tar.gz": "w:gz", "tar": "w"}[suffix]
+    whole = fi.tar_tree(root, tmp_path / f"whole.{suffix}", mode).read_bytes()
+    assert data.import_("imdb", [tmp_path / f"whole.{suffix}"], subset=True)  # the whole file imports
+    cuts = sorted({int(len(whole) * f) for f in np.linspace(0.05, 0.98, 25)} | {len(whole) - 1024, len(whole) - 512})
+    if suffix == "tar":  # cutting only zero padding after the end-of-archive blocks loses nothing
+        cuts = [c for c in cuts if c <= len(whole.rstrip(b"\0"))]
+    assert len(cuts) >= 20
+    for cut in cuts:
+        part = tmp_path / f"cut{cut}.{suffix}"
+        part.write_bytes(whole[:cut])
+        with pytest.raises(DataError, match="corrupt or truncated"):
+            data.import_("imdb", [part], subset=True)

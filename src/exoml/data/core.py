@@ -225,24 +225,46 @@ def safe_member_name(name: str, archive: Path) -> PurePosixPath:
 
 def iter_tar(path: Path) -> Iterator[tuple[PurePosixPath, bytes]]:
     """(member path, content) for each regular file of a tar (any compression), streamed;
-    links and devices are skipped, unsafe names rejected, corruption is a DataError."""
+    links and devices are skipped, unsafe names rejected, corruption is a DataError.
+
+    A truncated archive must never read as a shorter valid one: tarfile's own stream reader ends
+    quietly when the data stops at a header boundary. So we decompress with gzip/lzma/bz2 file
+    objects (they raise EOFError on a missing end-of-stream) and read each stream to its end; an
+    uncompressed tar must end with its zero end-of-archive blocks."""
+    import bz2
+    import gzip
     import lzma
     import zlib
+    path = Path(path)
     try:
-        # Streaming mode ("r|*"): one pass over the compressed bytes, no seeking back.
-        with tarfile.open(path, mode="r|*") as tf:
-            for m in tf:
-                name = safe_member_name(m.name, path)
-                if m.issym() or m.islnk():
-                    safe_member_name(m.linkname, path)
-                    continue
-                if not m.isfile():
-                    continue
-                fh = tf.extractfile(m)
-                yield name, fh.read() if fh else b""
+        with open(path, "rb") as raw:
+            magic = raw.read(6)
+        opener = (gzip.open if magic[:2] == b"\x1f\x8b" else lzma.open if magic == b"\xfd7zXZ\x00"
+                  else bz2.open if magic[:3] == b"BZh" else None)
+        if opener is None:
+            size = path.stat().st_size
+            with open(path, "rb") as raw:
+                raw.seek(max(size - 1024, 0))
+                tail = raw.read()
+            if size % 512 or len(tail) < 1024 or tail.strip(b"\0"):
+                raise EOFError("no end-of-archive marker: the tar file is cut short")
+        with (opener or open)(path, "rb") as fh:
+            # Streaming mode ("r|"): one pass over the bytes, no seeking back.
+            with tarfile.open(fileobj=fh, mode="r|") as tf:
+                for m in tf:
+                    name = safe_member_name(m.name, path)
+                    if m.issym() or m.islnk():
+                        safe_member_name(m.linkname, path)
+                        continue
+                    if not m.isfile():
+                        continue
+                    f = tf.extractfile(m)
+                    yield name, f.read() if f else b""
+            while fh.read(1 << 20):  # the rest of the stream (end blocks, padding): EOFError if truncated
+                pass
     except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error) as e:
         detail = " ".join(str(e).split())  # tarfile lists every compression it tried, over several lines
-        raise DataError(f"{Path(path).name}: corrupt or truncated archive ({detail[:160]})") from None
+        raise DataError(f"{path.name}: corrupt or truncated archive ({detail[:160]})") from None
 
 
 # ---------------------------------------------------------------- processed cache -----
