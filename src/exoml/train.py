@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .distributed import local_rank
 from .errors import ExomlError
 
 
@@ -34,7 +35,7 @@ def pick_device(name: str = "auto") -> torch.device:
     """'auto' takes CUDA, then Apple's MPS, then the CPU; an explicit name must exist."""
     if name == "auto":
         if torch.cuda.is_available():  # under torchrun: this process's own GPU
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            return torch.device("cuda", local_rank())
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -43,7 +44,7 @@ def pick_device(name: str = "auto") -> torch.device:
     if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
         raise TrainingError(f"unknown device {name!r}: use auto, cpu, cuda or mps")
     if name == "cuda":
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cuda", local_rank())
     return torch.device(name)
 
 

@@ -237,15 +237,14 @@ def iter_tar(path: Path) -> Iterator[tuple[PurePosixPath, bytes]]:
     import zlib
     path = Path(path)
     try:
+        size = path.stat().st_size
         with open(path, "rb") as raw:
             magic = raw.read(6)
+            raw.seek(max(size - 1024, 0))
+            tail = raw.read()
         opener = (gzip.open if magic[:2] == b"\x1f\x8b" else lzma.open if magic == b"\xfd7zXZ\x00"
                   else bz2.open if magic[:3] == b"BZh" else None)
         if opener is None:
-            size = path.stat().st_size
-            with open(path, "rb") as raw:
-                raw.seek(max(size - 1024, 0))
-                tail = raw.read()
             if size % 512 or len(tail) < 1024 or tail.strip(b"\0"):
                 raise EOFError("no end-of-archive marker: the tar file is cut short")
         with (opener or open)(path, "rb") as fh:

@@ -197,12 +197,12 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
     n = len(x)
     bs = min(batch_size, n)
     local, r = distributed.local_batch(bs), distributed.rank()
-    scale = distributed.world_size() if getattr(loss_fn, "reduction", "mean") == "sum" else 1
+    sum_reduced = getattr(loss_fn, "reduction", "mean") == "sum"
+    scale = distributed.world_size() if sum_reduced else 1  # DDP averages: a summed loss needs the sum back
     net = distributed.wrap(model)  # DDP over the ranks, or the model itself
     per_epoch = n // bs
     total = max(1, round(epochs * per_epoch))
     total = min(total, max_steps) if max_steps else total
-    sum_reduced = getattr(loss_fn, "reduction", "mean") == "sum"
     history, step, epoch, partial = [], 0, 0, None
     bar = tqdm(total=total, desc=desc, leave=False, disable=None if distributed.is_main() else True)
     # With a run folder: a checkpoint after every epoch and when a signal stops the run between two
