@@ -27,7 +27,8 @@ from pathlib import Path
 # name: (task, flags, hardware the target is for, accuracy target, seconds target or None)
 ROWS = {
     "mnist-fast": ("mnist", ["--profile", "fast"], "cpu", 0.990, 120),
-    "mnist-full": ("mnist", [], "gpu", 0.995, 5),
+    "mnist-full": ("mnist", [], "any", 0.996, None),         # the accuracy target, on any hardware
+    "mnist-h100": ("mnist", [], "gpu", 0.995, 5),            # the same recipe against the GPU time target
     "fashion-mnist-fast": ("fashion-mnist", ["--profile", "fast"], "cpu", 0.89, 120),
     "fashion-mnist-full": ("fashion-mnist", [], "any", 0.910, None),
     "cifar10": ("cifar10", ["--val-size", "0"], "gpu", 0.940, 3),
@@ -117,14 +118,15 @@ def table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rows", nargs="+", choices=list(ROWS), help="rows to run (default: all that fit the device)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per row (0, 1, ...)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per row (first-seed, first-seed + 1, ...)")
+    p.add_argument("--first-seed", type=int, default=0, help="the first seed (to spread seeds over processes)")
     p.add_argument("--quick", action="store_true", help="every row with --quick and one seed (a CPU smoke run)")
     p.add_argument("--baseline", action="store_true", help="also time the airbench package (GPU)")
     p.add_argument("--out", default="runs", help="runs folder (the tables go there too)")
     args = p.parse_args(argv)
     import torch
     on_gpu = torch.cuda.is_available()
-    seeds = [0] if args.quick else list(range(args.seeds))
+    seeds = [args.first_seed] if args.quick else list(range(args.first_seed, args.first_seed + args.seeds))
     names = args.rows or [n for n, r in ROWS.items() if args.quick or on_gpu or r[2] != "gpu"]
     out = Path(args.out)
     rows, t0 = [], time.time()

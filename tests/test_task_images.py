@@ -276,3 +276,34 @@ def test_benchmark_script_tables(tmp_path, monkeypatch):
     assert rows[0]["met"] is True  # 99.0% in <= 120 s
     md = (tmp_path / "bench_images.md").read_text()
     assert "| mnist-fast |" in md and "0.9900 ± 0.0014" in md
+    calls.clear()  # --first-seed spreads the seeds of one row over several processes
+    assert bench.main(["--rows", "mnist-full", "--seeds", "2", "--first-seed", "2", "--out", str(tmp_path)]) == 0
+    assert calls == [("mnist", 2, False, "full"), ("mnist", 3, False, "full")]
+    assert json.loads((tmp_path / "bench_images.json").read_text())[0]["met"] is False  # 98.9% < 99.6%
+
+
+def test_precision_picks_bf16_only_where_asked_or_native():
+    """--precision: fp32 never autocasts, bf16 always does, auto does on a CPU with native bf16
+    (and on CUDA); a matmul under the context shows which."""
+    cpu = torch.device("cpu")
+    a = torch.randn(4, 4)
+    with V.autocast(cpu, "fp32"):
+        assert (a @ a).dtype == torch.float32
+    with V.autocast(cpu, "bf16"):
+        assert (a @ a).dtype == torch.bfloat16
+    with V.autocast(cpu, "auto"):
+        assert (a @ a).dtype == (torch.bfloat16 if V.cpu_has_bf16() else torch.float32)
+    with pytest.raises(V.ExomlError, match="unknown precision"):
+        V.autocast(cpu, "fp8")
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_precision_flag(task, capsys):
+    """Every image task takes --precision (recorded in config.json like any setting); a typo is
+    refused by the parser with a one-line error."""
+    from exoml.cli import task_config
+    _, cfg = task_config(task, ["--precision", "fp32"])
+    assert cfg.precision == "fp32"
+    with pytest.raises(SystemExit) as e:
+        task_config(task, ["--precision", "fp16"])
+    assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err

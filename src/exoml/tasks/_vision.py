@@ -18,6 +18,9 @@ import dataclasses
 import json
 import math
 import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 import torch
@@ -26,12 +29,21 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import checkpoint, distributed
+from ..config import Common
 from ..errors import ExomlError
 from ..runs import Run
-from ..train import TrainingError, autocast
+from ..train import TrainingError
 
 
 # ---------------------------------------------------------------- settings ------------
+
+@dataclass
+class ImageCommon(Common):
+    """Settings every image task has, on top of Common."""
+    precision: str = field(default="auto", metadata={
+        "help": "auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32) | bf16 | fp32",
+        "choices": ["auto", "bf16", "fp32"]})
+
 
 def apply_profile(cfg, profiles: dict, run: Run | None = None):
     """Fill the settings left at None from the chosen profile (flags given by the user win), and
@@ -167,8 +179,29 @@ class Normalize(nn.Module):
 
 # ---------------------------------------------------------------- training ------------
 
+@cache
+def cpu_has_bf16() -> bool:
+    """Does this CPU multiply bf16 natively (AVX512-BF16 or AMX, through oneDNN)? There bf16 autocast
+    trains the image nets about 2x faster (MNIST CNN: 166 vs 383 ms per step of 128, fashion MLP:
+    0.23 vs 0.51 s per step of 512, on a 2-core AMD EPYC); on other CPUs it is slower than fp32."""
+    try:
+        return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def autocast(device: torch.device, precision: str = "auto"):
+    """bf16 mixed precision where it pays (precision auto: CUDA, or a CPU with native bf16), else fp32."""
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ExomlError(f"unknown precision {precision!r}: choose auto, bf16 or fp32")
+    bf16 = precision == "bf16" or (precision == "auto" and (
+        device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())))
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+
+
 def memory_format(device: torch.device):
-    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    """channels_last on CUDA and on the CPU (oneDNN convolutions are faster with it there too)."""
+    return torch.channels_last if device.type in ("cuda", "cpu") else torch.contiguous_format
 
 
 def to_float(xb: torch.Tensor) -> torch.Tensor:
@@ -177,7 +210,8 @@ def to_float(xb: torch.Tensor) -> torch.Tensor:
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers: list, schedulers: list, *,
         epochs: float, batch_size: int, augment=None, val: tuple | None = None, metrics=("accuracy",),
-        on_epoch=None, max_steps: int | None = None, desc: str = "train", run: Run | None = None) -> list[dict]:
+        on_epoch=None, max_steps: int | None = None, desc: str = "train", run: Run | None = None,
+        precision: str = "auto") -> list[dict]:
     """Minibatch training on data that already sits on the device (uint8 x, int64 y).
 
     `augment(xb, yb, idx, epoch) -> (xb, targets)` runs on each float batch. Epochs may be
@@ -235,7 +269,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
                 xb, yb = to_float(x[idx]), y[idx]
                 if augment is not None:
                     xb, yb = augment(xb, yb, idx, epoch)
-                with autocast(x.device):
+                with autocast(x.device, precision):
                     out = net(xb)
                 loss = loss_fn(out.float(), yb)
                 first_bad = torch.where(torch.isfinite(loss.detach()), first_bad, first_bad.clamp_max(step + 1))
@@ -266,7 +300,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
             row = {"epoch": epoch, "step": step, "train_loss": train_loss, "lr": optimizers[-1].param_groups[-1]["lr"],
                    "time_s": round(time.perf_counter() - t0, 3)}
             if val is not None and len(val[1]) and distributed.is_main():  # rank 0 keeps the history
-                logits = predict_logits(model, val[0])
+                logits = predict_logits(model, val[0], precision=precision)
                 row["val_loss"] = F.cross_entropy(logits, val[1].cpu()).item()
                 row.update({f"val_{m}": METRICS[m](logits, val[1].cpu()) for m in metrics})
             bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k in ("train_loss", "val_accuracy")})
@@ -318,7 +352,7 @@ def tta_views(x: torch.Tensor, tta: str, pad_mode: str = "reflect") -> list[list
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, x: torch.Tensor, tta: str = "none", batch_size: int = 1000,
-                   pad_mode: str = "reflect") -> torch.Tensor:
+                   pad_mode: str = "reflect", precision: str = "auto") -> torch.Tensor:
     """float32 logits (on the CPU) for uint8 images x (N, C, H, W) on the model's device; with
     test-time augmentation the mean over each group of views, then over the groups."""
     model.eval()
@@ -327,7 +361,7 @@ def predict_logits(model: nn.Module, x: torch.Tensor, tta: str = "none", batch_s
         xb = to_float(chunk)
         means = []
         for group in tta_views(xb, tta, pad_mode):
-            with autocast(xb.device):
+            with autocast(xb.device, precision):
                 means.append(torch.stack([model(v).float() for v in group]).mean(0))
         out.append(torch.stack(means).mean(0).cpu())
     return torch.cat(out) if out else torch.empty(0)

@@ -31,7 +31,6 @@ import torch.nn as nn
 
 from . import _augment as A, _vision as V, _vision_report as R
 from ._muon import Muon
-from ..config import Common
 from ..train import make_loss, make_optimizer, pick_device, seed_everything
 
 NAME = "cifar10"
@@ -39,7 +38,7 @@ DISTRIBUTED = True  # trains data-parallel under torchrun (exoml.distributed)
 
 
 @dataclass
-class Config(Common):
+class Config(V.ImageCommon):
     widths: list[int] = field(default_factory=lambda: [64, 256, 256])  # channels of the three conv groups
     bn_momentum: float = 0.6         # BatchNorm running statistics keep 60% of the old value per step
     epochs: float = 8.0              # passes over the training split (fractions allowed)
@@ -169,12 +168,13 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     with V.Timer(device) as t_train:
         history = V.fit(model, d.tx_train, d.ty_train, loss_fn, [sgd, muon], scheds, epochs=cfg.epochs,
                         batch_size=cfg.batch_size, augment=augment, val=d.val, metrics=cfg.metrics,
-                        on_epoch=run.log_epoch, max_steps=1 if cfg.dry_run else None, desc=NAME, run=run)
+                        on_epoch=run.log_epoch, max_steps=1 if cfg.dry_run else None, desc=NAME, run=run,
+                        precision=cfg.precision)
     cpu_s = time.process_time() - cpu0
 
     # evaluate on the official test split
     with V.Timer(device) as t_eval:
-        logits = V.predict_logits(model, d.tx_test, cfg.tta)
+        logits = V.predict_logits(model, d.tx_test, cfg.tta, precision=cfg.precision)
     intro = (f"An airbench-style CNN (widths {cfg.widths}, whitened 2x2 first layer) trained for {cfg.epochs:g} "
              f"epochs at batch {cfg.batch_size}: Muon (lr {cfg.muon_lr:g}) for conv filters, Nesterov SGD for biases "
              f"(lr {cfg.lr:g}) and head (lr {cfg.head_lr:g}), label smoothing {cfg.label_smoothing:g}, alternating "

@@ -31,7 +31,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import _augment as A, _vision as V, _vision_report as R
-from ..config import Common
 from ..train import make_loss, make_optimizer, pick_device, seed_everything
 
 NAME = "cifar100"
@@ -39,7 +38,7 @@ DISTRIBUTED = True  # trains data-parallel under torchrun (exoml.distributed)
 
 
 @dataclass
-class Config(Common):
+class Config(V.ImageCommon):
     profile: str = field(default="full", metadata={"help": "full (aimed at 80%) | fast (aimed at 75%)",
                                                    "choices": ["full", "fast"]})
     width: int = 64                  # channels of the first stage, doubled at each following stage
@@ -147,12 +146,13 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     with V.Timer(device) as t_train:
         history = V.fit(model, d.tx_train, d.ty_train, loss_fn, [opt], [sched], epochs=cfg.epochs,
                         batch_size=cfg.batch_size, augment=augment, val=d.val, metrics=cfg.metrics,
-                        on_epoch=run.log_epoch, max_steps=1 if cfg.dry_run else None, desc=NAME, run=run)
+                        on_epoch=run.log_epoch, max_steps=1 if cfg.dry_run else None, desc=NAME, run=run,
+                        precision=cfg.precision)
     cpu_s = time.process_time() - cpu0
 
     # evaluate on the official test split; superclass accuracy from the official fine -> coarse map
     with V.Timer(device) as t_eval:
-        logits = V.predict_logits(model, d.tx_test, cfg.tta)
+        logits = V.predict_logits(model, d.tx_test, cfg.tta, precision=cfg.precision)
     from ..data.cifar import COARSE_OF_FINE
     coarse_acc = float(np.mean(COARSE_OF_FINE[logits.argmax(1).numpy()] == COARSE_OF_FINE[d.y_test]))
     intro = (f"A ResNet (blocks {cfg.blocks}, base width {cfg.width}) trained on CIFAR-100 with the `{cfg.profile}` "

@@ -29,7 +29,6 @@ import torch
 import torch.nn as nn
 
 from . import _augment as A, _vision as V, _vision_report as R
-from ..config import Common
 from ..train import make_loss, make_optimizer, pick_device, seed_everything
 
 NAME = "fashion-mnist"
@@ -37,7 +36,7 @@ DISTRIBUTED = True  # trains data-parallel under torchrun (exoml.distributed)
 
 
 @dataclass
-class Config(Common):
+class Config(V.ImageCommon):
     profile: str = field(default="full", metadata={
         "help": "full (the accurate recipe) | fast (the 2-minute CPU recipe)", "choices": ["full", "fast"]})
     hidden: list[int] | None = field(default=None, metadata={
@@ -127,12 +126,13 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     with V.Timer(device) as t_train:
         history = V.fit(model, d.tx_train, d.ty_train, loss_fn, [opt], [sched], epochs=cfg.epochs,
                         batch_size=cfg.batch_size, augment=augment, val=d.val, metrics=cfg.metrics,
-                        on_epoch=run.log_epoch, max_steps=1 if cfg.dry_run else None, desc=NAME, run=run)
+                        on_epoch=run.log_epoch, max_steps=1 if cfg.dry_run else None, desc=NAME, run=run,
+                        precision=cfg.precision)
     cpu_s = time.process_time() - cpu0
 
     # evaluate on the official test split
     with V.Timer(device) as t_eval:
-        logits = V.predict_logits(model, d.tx_test, cfg.tta)
+        logits = V.predict_logits(model, d.tx_test, cfg.tta, precision=cfg.precision)
     intro = (f"A fully connected network (hidden layers {cfg.hidden}, no convolutions) trained on Fashion-MNIST with "
              f"the `{cfg.profile}` profile: {cfg.epochs:g} epochs, augmentation (mirror {cfg.flip}, shifts up to "
              f"{cfg.shift} px, erased {cfg.erase}x{cfg.erase} squares), label smoothing {cfg.label_smoothing:g}, "

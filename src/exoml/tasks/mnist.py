@@ -33,7 +33,6 @@ import torch
 import torch.nn as nn
 
 from . import _augment as A, _vision as V, _vision_report as R
-from ..config import Common
 from ..train import make_loss, make_optimizer, pick_device, seed_everything
 
 NAME = "mnist"
@@ -41,7 +40,7 @@ DISTRIBUTED = True  # trains data-parallel under torchrun (exoml.distributed)
 
 
 @dataclass
-class Config(Common):
+class Config(V.ImageCommon):
     profile: str = field(default="full", metadata={
         "help": "full (the accurate recipe) | fast (the 2-minute CPU recipe)", "choices": ["full", "fast"]})
     width: int | None = field(default=None, metadata={
@@ -156,12 +155,13 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     with V.Timer(device) as t_train:
         history = V.fit(model, d.tx_train, d.ty_train, loss_fn, [opt], [sched], epochs=cfg.epochs,
                         batch_size=cfg.batch_size, augment=augment, val=d.val, metrics=cfg.metrics,
-                        on_epoch=run.log_epoch, max_steps=1 if cfg.dry_run else None, desc=NAME, run=run)
+                        on_epoch=run.log_epoch, max_steps=1 if cfg.dry_run else None, desc=NAME, run=run,
+                        precision=cfg.precision)
     cpu_s = time.process_time() - cpu0
 
     # evaluate on the official test split
     with V.Timer(device) as t_eval:
-        logits = V.predict_logits(model, d.tx_test, cfg.tta, pad_mode="constant")
+        logits = V.predict_logits(model, d.tx_test, cfg.tta, pad_mode="constant", precision=cfg.precision)
     intro = (f"A compact CNN ({cfg.convs} conv layer(s) per stage, width {cfg.width}) trained on MNIST with the "
              f"`{cfg.profile}` profile: {cfg.epochs:g} epochs, affine augmentation (rotation {cfg.rotate:g} deg, zoom "
              f"{cfg.zoom:g}, shift {cfg.shift:g}), label smoothing {cfg.label_smoothing:g}, {cfg.optimizer} with a "
