@@ -8,7 +8,8 @@ three groups [conv-pool-BN-GELU-conv-BN-GELU] of widths 64/256/256, max-pool, a 
 Recipe: Muon for the conv filters, Nesterov SGD with their own learning rates for the BatchNorm
 biases, the whitening bias and the head; linear decay to 0; label smoothing 0.2; every-other-epoch
 mirroring ("alternating flip") and 2-pixel random translation; test-time mirror + 1-pixel shifts.
-On CUDA: bf16 autocast, channels_last, the data kept on the GPU as one tensor.
+bf16 autocast and channels_last on CUDA (and on CPUs with native bf16, `--precision auto`), the data
+kept on the device as one tensor.
 
 Targets: >= 94.0% test accuracy (mean of several seeds) in <= 3 s on an H100. NOT MEASURED YET:
 no GPU was available when this was written. Only a CPU smoke run on real data exists (2026-11-25,

@@ -6,7 +6,7 @@ Model: 3x3 stem, four stages of residual blocks (widths 64/128/256/512, 2 blocks
 between stages), global average pool, linear head; the last BatchNorm of each block starts at 0 so
 each block starts as the identity. Recipe: on-device random crop (4 px reflect padding) + mirror,
 CutMix, label smoothing, Nesterov SGD with a one-cycle lr, test-time mirror averaging; bf16
-autocast and channels_last on CUDA.
+autocast and channels_last on CUDA and on CPUs with native bf16 (`--precision auto`).
 
 Profiles (`--profile`): `full` (default, 200 epochs with CutMix; aimed at >= 80% test accuracy
 in <= 10 min on an H100) and `fast` (30 epochs without CutMix; aimed at >= 75%). NOT MEASURED YET:
