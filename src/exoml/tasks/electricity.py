@@ -14,10 +14,10 @@ hours were observed, against persistence, same-hour-yesterday and same-hour-last
 of the very same windows.
 Protocol D (Brownlee's published set-up): daily totals of Global_active_power (sum of the day's
 minute readings, kW), the three years before 2010 for training (here its last 26 weeks validate),
-test the 46 whole Sunday-Saturday weeks from 2010-01-03; each week's 7 days are forecast from the 14 days before it, walking
-forward week by week with the actual values; RMSE overall and per day, next to the naive
-forecasts (last day, last week, same week a year ago) on the same weeks. Published: naive
-about 465 kW, LSTM variants 368-400 kW.
+test the 46 whole Sunday-Saturday weeks from 2010-01-03; each week's 7 days are forecast from the
+14 days before it, walking forward week by week with the actual values; RMSE overall and per day,
+next to the naive forecasts (last day, last week, same week a year ago) on the same weeks.
+Published: naive about 465 kW, LSTM variants 368-400 kW.
 Model: LSTM encoder over the input window -> linear layer -> all horizon steps at once (direct
 multi-output), MSE loss, Adam, early stopping on the validation loss; D averages a few seeds.
 
@@ -42,15 +42,15 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from .. import data, plots, report, train
-from . import _sequence_plots as P
+from .. import data, report, train
 from .. import timeseries as ts
 from ..config import Common
 from ..errors import ExomlError
+from . import _sequence_plots as P
+from ._electricity_protocols import data_section, fit_best, hourly_report, protocol_d, split_origins
 
 NAME = "electricity"
-HORIZON_H, HORIZON_D = 24, 7          # fixed by the protocols: 24 hours, 7 days
-DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+HORIZON_H = 24                        # fixed by protocol H: 24 hours (protocol D's 7 days: _electricity_protocols)
 
 
 @dataclass
@@ -114,41 +114,6 @@ def hourly_frame(frame: pd.DataFrame):
     return hours, imputed, feats
 
 
-def _split_origins(index: pd.DatetimeIndex, window: int, horizon: int, val_start, test_start, start=None):
-    """Positions t of the first forecast step: train/val/test by where the whole target lies."""
-    t = np.arange(window, len(index) - horizon + 1)
-    first, last = index[t], index[t + horizon - 1]
-    lo = pd.Timestamp(start) if start else index[0]
-    return {"train": t[(index[t - window] >= lo) & (last < val_start)],
-            "val": t[(first >= val_start) & (last < test_start)],
-            "test": t[first >= test_start]}
-
-
-def _fit(model, x, y, val, transform, cfg_lr, batch, epochs, patience, cfg, run, g, tag):
-    """Epochs of train.fit with early stopping on the validation loss; the best weights are kept."""
-    loss_fn, opt, metrics = train.compile(model, cfg.loss, cfg.optimizer, cfg_lr, cfg.metrics, cfg.weight_decay)
-    best, best_state, stale, rows = np.inf, None, 0, []
-    for epoch in range(1, (1 if cfg.dry_run else epochs) + 1):
-        row = train.fit(model, (x, y), loss_fn, opt, 1, batch, val=val, metrics=metrics, generator=g,
-                        transform=transform, grad_clip=cfg.grad_clip, desc=f"{tag} {epoch}/{epochs}",
-                        max_steps=1 if cfg.dry_run else None)[0]
-        row = {"protocol": tag, **row, "epoch": epoch}
-        run.log_epoch(row)
-        rows.append(row)
-        if tag == "H" or epoch % 50 == 0:
-            print(f"[electricity] {tag} epoch {epoch}: train loss {row['train_loss']:.4f}, "
-                  f"val loss {row['val_loss']:.4f} ({row['time_s']:.0f}s)", flush=True)
-        if row["val_loss"] < best:
-            best, stale = row["val_loss"], 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            stale += 1
-            if stale >= patience:
-                break
-    model.load_state_dict(best_state)
-    return rows
-
-
 # ------------------------------------------------------------------ run -----------
 
 def run(cfg: Config, run) -> tuple[dict, str]:
@@ -176,18 +141,11 @@ def run(cfg: Config, run) -> tuple[dict, str]:
 
     # --- explore: the whole series with its missing stretches and the splits, the daily rhythm
     run.save_figure(P.overview(hours, imputed, days, val_start, test_start), "overview.png")
-    sections.append(("Data and missing values", (
-        f"{len(ds.frame):,} minute rows, {ds.missing_rows:,} with missing values (`?`, "
-        f"{ds.missing_rows / len(ds.frame):.2%}). Hourly means use the observed minutes of each hour; "
-        f"{int(imputed.sum())} hours without any reading (in {len(ts.gaps(imputed))} stretches, red) are copied "
-        f"from the same hour a week (else a day) earlier; protocol H never scores them (protocol D, like the "
-        f"published set-up, scores every day). Training before "
-        f"{val_start:%Y-%m-%d}, validation until {test_start:%Y-%m-%d}, test after (chronological, no shuffling "
-        f"across the boundaries); scaling statistics from the training period only.\n\n{report.img('overview.png')}")))
+    sections.append(data_section(ds, imputed, val_start, test_start))
 
     # --- protocol H: 7 days of hourly inputs -> the next 24 hours
     if "H" in cfg.protocols:
-        split = _split_origins(hours.index, cfg.window_h, HORIZON_H, val_start, test_start, cfg.train_start or None)
+        split = split_origins(hours.index, cfg.window_h, HORIZON_H, val_start, test_start, cfg.train_start or None)
         imp = imputed.to_numpy()
         split = {k: o[~ts.windows(imp, o, HORIZON_H).any(1)] for k, o in split.items()}  # observed targets only
         split["train"] = split["train"][::cfg.train_stride_h]
@@ -199,9 +157,10 @@ def run(cfg: Config, run) -> tuple[dict, str]:
         y_kw = hours[ts.TARGET].to_numpy()
         metrics |= _protocol_h(cfg, run, g, device, x_all, mean, std, y_kw, split, hours.index, sections)
 
-    # --- protocol D: 14 days of daily inputs -> the next week, walk-forward over the test weeks
+    # --- protocol D: 14 days of daily inputs -> the next week, walk-forward over the test weeks; an
+    # ensemble of Forecasters (_electricity_protocols.protocol_d: inputs, fit, scoring, report section)
     if "D" in cfg.protocols:
-        metrics |= _protocol_d(cfg, run, device, days, day_imputed, val_start, test_start, scaler, sections)
+        metrics |= protocol_d(cfg, run, device, Forecaster, days, day_imputed, val_start, test_start, scaler, sections)
 
     run.save_json("scaler.json", scaler)
     intro = (f"LSTM forecasters of the household's active power on {train.device_name(device)}: protocol H "
@@ -213,7 +172,7 @@ def _protocol_h(cfg, run, g, device, x_all, mean, std, y_kw, split, index, secti
     feats = torch.as_tensor((x_all - mean) / std, dtype=torch.float32, device=device)
     y_scaled = (y_kw - mean[0]) / std[0]                     # column 0 is Global_active_power
     offs = torch.arange(-cfg.window_h, 0, device=device)
-    window = lambda o: feats[o[:, None] + offs]              # noqa: E731  origins -> (B, window_h, F), built on the device
+    window = lambda o: feats[o[:, None] + offs]  # noqa: E731  origins -> (B, window_h, F), built on the device
     xy = {k: (torch.as_tensor(o), torch.as_tensor(ts.windows(y_scaled, o, HORIZON_H), dtype=torch.float32))
           for k, o in split.items()}
     if cfg.dry_run:
@@ -222,8 +181,8 @@ def _protocol_h(cfg, run, g, device, x_all, mean, std, y_kw, split, index, secti
     print(f"[electricity] H: {len(xy['train'][0]):,} train / {len(xy['val'][0]):,} val / {len(xy['test'][0]):,} "
           f"test windows", flush=True)
     t0 = time.time()
-    rows = _fit(model, *xy["train"], xy["val"], window, cfg.lr, cfg.batch_size, cfg.epochs, cfg.patience,
-                cfg, run, g, "H")
+    rows = fit_best(model, *xy["train"], xy["val"], window, cfg.lr, cfg.batch_size, cfg.epochs, cfg.patience,
+                    cfg, run, g, "H")
     train_s = time.time() - t0
     o_test = xy["test"][0].numpy()
     pred = train.predict(model, xy["test"][0], 1024, transform=window).numpy() * std[0] + mean[0]
@@ -242,88 +201,9 @@ def _protocol_h(cfg, run, g, device, x_all, mean, std, y_kw, split, index, secti
                     **{f"baseline_{k}": v for k, v in base.items()})
     run.save_weights(train.state_dict_for_save(model), meta={"task": NAME, "protocol": "H",
                                                              "n_features": feats.shape[1]})
-    # verification plots: learning curves, error by horizon step, day-ahead forecasts of sample weeks
-    run.save_figure(plots.history_curves(rows, [["train_loss", "val_loss"], ["val_mae"]], "protocol H: training"),
-                    "curves_hourly.png")
-    run.save_figure(P.horizon_errors(per_step), "error_by_horizon_hourly.png")
-    run.save_figure(P.sample_weeks(index, o_test, pred, true, base["same_hour_yesterday"]), "forecast_weeks_hourly.png")
-    table = [{"forecast": k, "MSE (kW²)": mse[k], "MAE (kW)": out.get(f"H_{k}_mae_kw", out["H_test_mae_kw"])}
-             for k in per_step]
-    sections.append(("Protocol H: 24 hours ahead from 7 days of hourly data", (
-        f"{len(o_test):,} test windows (every hourly origin in the test period whose 24 target hours were "
-        f"observed); baselines on exactly the same windows. Model MSE is {out['H_mse_vs_best_baseline']:+.1%} "
-        f"relative to the best baseline ({best_base}); target: at most -20%.\n\n{report.md_table(table)}\n\n"
-        f"{report.img('error_by_horizon_hourly.png')}\n\n{report.img('forecast_weeks_hourly.png')}\n\n"
-        f"{report.img('curves_hourly.png')}")))
+    # verification plots (learning curves, error by horizon step, sample weeks) and the report section
+    sections.append(hourly_report(run, rows, per_step, mse, out, base, best_base, index, o_test, pred, true))
     return out
-
-
-def _protocol_d(cfg, run, device, days, day_imputed, val_start, test_start, scaler, sections) -> dict:
-    # inputs: daily means of the 7 columns, the share of imputed hours, calendar; target: the daily total
-    x_all = np.concatenate([days[ds_cols(days)].to_numpy(), (day_imputed.to_numpy() / 24)[:, None],
-                            ts.calendar(days.index, hour=False)], 1)
-    total = days["total"].to_numpy()
-    train_rows = days.index < val_start
-    mean, std = x_all[train_rows].mean(0), x_all[train_rows].std(0) + 1e-6
-    mean[-5:], std[-5:] = 0.0, 1.0
-    t_mean, t_std = total[train_rows].mean(), total[train_rows].std()
-    scaler["daily"] = {"mean": mean.tolist(), "std": std.tolist(), "total_mean": t_mean, "total_std": t_std}
-    feats = torch.as_tensor((x_all - mean) / std, dtype=torch.float32, device=device)
-    y_scaled = (total - t_mean) / t_std
-    offs = torch.arange(-cfg.window_d, 0, device=device)
-    window = lambda o: feats[o[:, None] + offs]              # noqa: E731
-    split = _split_origins(days.index, cfg.window_d, HORIZON_D, val_start, test_start, cfg.train_start or None)
-    first = int(np.searchsorted(days.index, test_start))
-    n_weeks = (len(days) - first) // 7
-    split["test"] = first + 7 * np.arange(n_weeks)           # each test Sunday; inputs: the actual 14 days before
-    if n_weeks == 0 or len(split["train"]) == 0 or len(split["val"]) == 0:
-        raise ExomlError("protocol D needs training, validation and at least one whole test week of daily data")
-    xy = {k: (torch.as_tensor(o), torch.as_tensor(ts.windows(y_scaled, o, HORIZON_D), dtype=torch.float32))
-          for k, o in split.items()}
-    preds, t0, members = [], time.time(), max(1, cfg.daily_ensemble)
-    for m in range(members):
-        gm = train.seed_everything(cfg.seed * 1000 + m)
-        model = Forecaster(feats.shape[1], cfg.daily_hidden, 1, HORIZON_D, cfg.rnn, cfg.dropout).to(device)
-        _fit(model, *xy["train"], xy["val"], window, cfg.daily_lr, cfg.daily_batch_size, cfg.daily_epochs,
-             cfg.daily_patience, cfg, run, gm, f"D{m}")
-        preds.append(train.predict(model, xy["test"][0], 1024, transform=window).numpy() * t_std + t_mean)
-        run.save_weights(train.state_dict_for_save(model), f"daily_model_{m}.safetensors",
-                         meta={"task": NAME, "protocol": "D", "member": m, "n_features": feats.shape[1]})
-    pred = np.mean(preds, 0)
-    o = split["test"]
-    true = ts.windows(total, o, HORIZON_D)
-    base = ts.weekly_baselines(total, o)
-    rmse_day = {"model": np.sqrt(ts.mse_by_step(pred, true))} | {k: np.sqrt(ts.mse_by_step(v, true))
-                                                                   for k, v in base.items()}
-    rmse = {"model": float(np.sqrt(((pred - true) ** 2).mean()))} | {
-        k: float(np.sqrt(((v - true) ** 2).mean())) for k, v in base.items()}
-    out = {"D_test_rmse_kw": rmse["model"], "D_test_weeks": n_weeks, "D_train_s": round(time.time() - t0, 1)}
-    out |= {f"D_{k}_rmse_kw": rmse[k] for k in base} | {f"D_rmse_{d}_kw": float(v)
-                                                       for d, v in zip(_weekdays(days.index[o[0]]), rmse_day["model"])}
-    run.save_arrays("predictions_daily.npz", week_start=days.index[o].to_numpy(), true_kw=true, pred_kw=pred,
-                    members_kw=np.stack(preds), **{f"baseline_{k}": v for k, v in base.items()})
-    names = _weekdays(days.index[o[0]])
-    run.save_figure(P.daily_forecast(days.index[o[0]:o[-1] + HORIZON_D], true, pred, base["weekly_persistence"],
-                                     names, rmse_day), "forecast_daily.png")
-    table = [{"forecast": k, "RMSE (kW)": rmse[k], **{d: float(v) for d, v in zip(names, rmse_day[k])}}
-             for k in rmse]
-    sections.append(("Protocol D: next week of daily totals, walk-forward", (
-        f"{n_weeks} test weeks from {days.index[o[0]]:%Y-%m-%d}; daily total = sum of the day's minute readings "
-        f"of Global_active_power (kW, as published; /60 = kWh). Average of {members} LSTM(s), trained on the "
-        f"days before {val_start:%Y-%m-%d} and early-stopped on the {cfg.val_weeks} weeks up to the test (the "
-        f"published models train on all three years). Published: naive "
-        f"about 465 kW, LSTM variants 368-400 kW; target at most 360 kW.\n\n{report.md_table(table, '.1f')}\n\n"
-        f"{report.img('forecast_daily.png')}")))
-    return out
-
-
-def ds_cols(days: pd.DataFrame) -> list[str]:
-    return [c for c in days.columns if c != "total"]
-
-
-def _weekdays(first: pd.Timestamp) -> list[str]:
-    start = (first.day_of_week + 1) % 7                        # pandas: Monday = 0; DAYS starts on Sunday
-    return [DAYS[(start + i) % 7] for i in range(HORIZON_D)]
 
 
 # ------------------------------------------------------------------ predict -------

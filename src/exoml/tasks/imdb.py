@@ -23,7 +23,6 @@ Predict: `exoml predict imdb "What a wonderful film"` or `exoml predict imdb --f
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +31,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .. import checkpoint, data, plots, report, text, train
-from . import _sequence_plots as P
+from .. import data, report, text, train
 from ..config import Common
 from ..errors import ExomlError
 from ..evaluation import classification_metrics
+from . import _imdb_report as R
 
 NAME = "imdb"
 
@@ -141,11 +140,6 @@ def _by_length(x: np.ndarray) -> np.ndarray:
     return np.argsort((x != text.PAD).sum(1), kind="stable")
 
 
-def _shorten(s: str, n: int = 300) -> str:
-    s = " ".join(text._BR.sub(" ", s).split())
-    return s if len(s) <= n else s[:n].rsplit(" ", 1)[0] + " …"
-
-
 # ------------------------------------------------------------------ run -----------
 
 def run(cfg: Config, run) -> tuple[dict, str]:
@@ -162,9 +156,7 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     y_all, y_test_all = ds.train["label"].to_numpy(), ds.test["label"].to_numpy()
 
     # --- explore: review lengths, label balance, frequent words per class
-    run.save_figure(P.review_lengths(len_train, y_all, classes, cfg.max_len), "lengths.png")
-    run.save_figure(P.label_balance(y_all, y_test_all, classes), "labels.png")
-    run.save_figure(P.top_words(corpus, y_all, classes), "top_words.png")
+    R.explore(run, corpus, len_train, y_all, y_test_all, classes, cfg.max_len)
 
     # --- preprocess: ids padded to max_len, vocabulary cut, held-out validation from train
     train_idx = _stratified(y_all, cfg.train_limit, rng)
@@ -200,12 +192,7 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     best, best_state, stale, t0, start = -1.0, None, 0, time.time(), 1
     ckpt = run.file("checkpoint.safetensors")
     if run.resumed and ckpt.exists():
-        done = checkpoint.load(ckpt, model, [opt], [sched])
-        g.set_state(done["extra"].pop("generator"))
-        best_state = {k.removeprefix("best."): v.to(device) for k, v in done["extra"].items()}
-        best, stale, start = done["best"], done["stale"], done["epoch"] + 1
-        run.history = [dict(r) for r in done["history"][:-1]]
-        run.log_epoch(done["history"][-1])
+        best, best_state, stale, start = R.resume(ckpt, run, model, opt, sched, g, device)
     for epoch in range(start, epochs + 1):
         if stale >= cfg.patience:
             break
@@ -221,9 +208,8 @@ def run(cfg: Config, run) -> tuple[dict, str]:
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             stale += 1
-        checkpoint.save(ckpt, model, [opt], [sched], {"epoch": epoch, "best": best, "stale": stale,
-                                                      "history": run.history},
-                        extra={"generator": g.get_state(), **{f"best.{k}": v for k, v in best_state.items()}})
+        R.save_checkpoint(ckpt, model, opt, sched, g, {"epoch": epoch, "best": best, "stale": stale,
+                                                       "history": run.history}, best_state)
     train_s = time.time() - t0
     model.load_state_dict(best_state)
     best_epoch = max(run.history, key=lambda r: r["val_accuracy"])["epoch"]
@@ -246,34 +232,11 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     run.save_weights(train.state_dict_for_save(model), meta={"task": NAME, "vocab_size": cfg.vocab_size})
     run.save_json("vocab.json", words)
 
-    # --- verification plots
-    run.save_figure(plots.history_curves(run.history, [["train_loss", "val_loss"], ["val_accuracy"]]), "curves.png")
-    run.save_figure(plots.confusion_matrix(cm, classes, normalize=False, title="test confusion matrix"),
-                    "confusion.png")
-    run.save_figure(P.probabilities(prob, y_test, (x_test != text.PAD).sum(1)), "probabilities.png")
-
-    # --- report: numbers, plots, and the most confident mistakes
-    wrong = np.flatnonzero(pred != y_test)
-    worst = wrong[np.argsort(-np.abs(prob[wrong] - 0.5))][:6]
-    quotes = "\n".join(f"- true **{classes[y_test[i]]}**, predicted {classes[pred[i]]} "
-                       f"(p(pos) = {prob[i]:.3f}), test id {ids[i]}: “{_shorten(ds.test['text'].iloc[test_idx[i]])}”"
-                       for i in worst) or "_(none)_"
-    intro = (f"Bidirectional {cfg.rnn.upper()} sentiment classifier trained from scratch on IMDB "
-             f"({n_params:,} parameters, {train.device_name(device)}). Test metrics on "
-             f"{len(y_test):,} test reviews{'' if len(y_test) == 25_000 else ' (a subset: not the full test split)'}.")
-    sections = [
-        ("Data", f"{len(ds.train):,} training and {len(ds.test):,} test reviews. Median length "
-                 f"{int(np.median(len_train))} tokens (95th percentile {int(np.percentile(len_train, 95))}); "
-                 f"reviews longer than {cfg.max_len} tokens keep their last {cfg.max_len}. Vocabulary: the "
-                 f"{cfg.vocab_size:,} most frequent training words (of {len(corpus['words']):,}); "
-                 f"{unk_rate:.1%} of test tokens are unknown. Validation: {len(x_va):,} held-out training reviews.\n\n"
-                 f"{report.img('lengths.png')}\n\n{report.img('labels.png')}\n\n{report.img('top_words.png')}"),
-        ("Training", f"Best validation accuracy {best:.4f} at epoch {best_epoch}; {train_s:.0f} s of training.\n\n"
-                     f"{report.img('curves.png')}"),
-        ("Evaluation", f"{report.md_table(per_class)}\n\n{report.img('confusion.png')}\n\n"
-                       f"{report.img('probabilities.png')}"),
-        ("Most confident mistakes (shortened)", quotes),
-    ]
+    # --- verification plots; report: numbers, plots, and the most confident mistakes
+    R.verify(run, cm, classes, prob, y_test, x_test)
+    quotes = R.mistakes(ds.test["text"], test_idx, ids, y_test, pred, prob, classes)
+    intro = R.intro(cfg.rnn, n_params, train.device_name(device), len(y_test))
+    sections = R.sections(cfg, ds, corpus, len_train, unk_rate, len(x_va), best, best_epoch, train_s, per_class, quotes)
     return metrics_out, report.render("IMDB sentiment: bidirectional RNN", intro, cfg, metrics_out, sections)
 
 
@@ -285,31 +248,4 @@ def add_predict_args(parser) -> None:
 
 
 def predict(args) -> int:
-    from ..runs import Run
-    from ..weights import load_state, open_run
-    review, name = text.read_text_input(args.text, args.file)
-    run_dir, info = open_run(NAME, args.run, args.out)
-    c = info["config"]
-    try:
-        words = json.loads((run_dir / "vocab.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        raise ExomlError(f"{run_dir} has no readable vocab.json") from None
-    model = build_model(c, c["vocab_size"])
-    load_state(model, run_dir / "model.safetensors", task=NAME)
-    ids = text.encode(review, words, c["max_len"], c["lowercase"], c["punctuation"])
-    # The probability after reading each prefix of the review: how the verdict builds up.
-    n = ids.shape[1]
-    cuts = np.unique(np.linspace(1, n, min(n, 60)).round().astype(int))
-    prefixes = torch.zeros((len(cuts), n), dtype=torch.long)
-    for i, k in enumerate(cuts):
-        prefixes[i, :k] = torch.as_tensor(ids[0, :k])
-    probs = torch.sigmoid(train.predict(model, prefixes, batch_size=64)).numpy()
-    p = float(probs[-1])
-    label = "positive" if p > 0.5 else "negative"
-    known = float((ids != text.UNK).mean())
-    print(f"{label} (p(positive) = {p:.3f}; {n} tokens, {known:.0%} in the vocabulary)")
-
-    fig = P.reading(cuts, probs, _shorten(review, 110))
-    out = Run(run_dir).save_figure(fig, f"predictions/{name}.png")
-    print(f"plot: {out}")
-    return 0
+    return R.predict_review(args, NAME, build_model)
