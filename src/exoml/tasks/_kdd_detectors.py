@@ -1,5 +1,5 @@
 """KDD Cup 99's three detectors (a tanh autoencoder, Isolation Forest, a one-class SVM), trained and
-scored the same way for both protocols, and protocol A's choice of settings on validation data."""
+scored the same way for both protocols, and each protocol's choice of settings on validation data."""
 from __future__ import annotations
 
 import time
@@ -52,7 +52,8 @@ def fit_score(cfg, run, x_fit, x_val, x_eval: dict, seed: int, tag: str, methods
         secs["autoencoder"] = time.time() - t0 + ae.seconds
     others = {"isolation_forest": lambda: IsolationForest(n_estimators=cfg.if_trees, random_state=seed),
               "ocsvm": lambda: make_pipeline(Nystroem(gamma=cfg.ocsvm_gamma or None, n_components=cfg.ocsvm_components,
-                                                      random_state=seed), SGDOneClassSVM(nu=cfg.ocsvm_nu, random_state=seed))}
+                                                      random_state=seed),
+                                             SGDOneClassSVM(nu=cfg.ocsvm_nu, random_state=seed))}
     for m in [m for m in methods if m in others]:
         t0 = time.time()
         est = others[m]().fit(x_fit)
@@ -99,3 +100,20 @@ def choose_a(cfg, run, prep_for, take, fit_idx, val_idx, x_vnor_for, seed: int) 
         if row["method"] not in best or row["val_f1"] > best[row["method"]]["val_f1"]:
             best[row["method"]] = row
     return {m: (r["scaler"], r["epochs"] or None) for m, r in best.items()}, table
+
+
+def choose_b(fits: dict, fpr_target: float) -> tuple[dict, list[dict]]:
+    """Protocol B's scaler per method, by F1 on its validation set: held-out normal training rows
+    (scores "val", which also set the threshold) plus attack rows of the 10% file ("vatt").
+    `fits[scaler] = (scores, seconds, ...)` as fit_score returns them; the first scaler wins ties.
+    Returns ({method: scaler}, the table of candidates)."""
+    best, table = {}, []
+    for kind, (scores, secs, *_) in fits.items():
+        for m in METHODS:
+            thr = np.quantile(scores[m]["val"], 1 - fpr_target)
+            yv = np.r_[np.zeros(len(scores[m]["val"]), bool), np.ones(len(scores[m]["vatt"]), bool)]
+            f1 = prf(yv, np.r_[scores[m]["val"], scores[m]["vatt"]] > thr)["f1"]
+            table.append({"method": m, "scaler": kind, "val_f1": f1, "seconds": secs[m]})
+            if m not in best or f1 > best[m][0]:
+                best[m] = (f1, kind)
+    return {m: kind for m, (_, kind) in best.items()}, table

@@ -40,14 +40,13 @@ from sklearn.model_selection import KFold, RepeatedKFold, cross_val_score, cross
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, PolynomialFeatures, StandardScaler
 
-from .. import data, plots, report, train
+from .. import data, plots, train
 from ..config import Common
 from ..errors import ExomlError
+from . import _boston_report as R
 from . import _tabular as T
 
 NAME = "boston"
-plt = plots.plt
-img, md_table = report.img, report.md_table
 
 
 @dataclass
@@ -121,32 +120,10 @@ def _run(cfg: Config, run) -> tuple[dict, str]:
     X, y = frame[feats], frame[ds.target].to_numpy()
 
     # explore: distributions, correlations, and the target's censoring at 50.0
-    fig, axes = plt.subplots(4, 4, figsize=(13, 10))
-    for ax, c in zip(axes.flat, feats + [ds.target]):
-        ax.hist(frame[c], bins=30, color="tab:red" if c == "B" else "tab:blue")
-        ax.set_title(c + (" (ethically problematic)" if c == "B" else ""), fontsize=9)
-    for ax in axes.flat[len(feats) + 1:]:
-        ax.axis("off")
-    fig.subplots_adjust(hspace=0.45, wspace=0.3)  # (tight_layout on 16 panels costs seconds)
-    run.save_figure(fig, "features.png")
-    corr = frame.corr()
-    fig, ax = plt.subplots(figsize=(8, 7))
-    im = ax.imshow(corr, cmap="RdBu_r", vmin=-1, vmax=1)
-    ax.set_xticks(range(len(corr)), corr.columns, rotation=90)
-    ax.set_yticks(range(len(corr)), corr.columns)
-    for i in range(len(corr)):
-        for j in range(len(corr)):
-            ax.text(j, i, f"{corr.iloc[i, j]:.1f}", ha="center", va="center", fontsize=6)
-    fig.colorbar(im, fraction=0.046)
-    ax.set_title("Pearson correlation")
-    run.save_figure(fig, "correlation.png")
+    run.save_figure(R.features(frame, feats + [ds.target]), "features.png")
+    run.save_figure(R.correlation(frame.corr()), "correlation.png")
     n_cens = int((y >= 50.0).sum())
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.hist(y, bins=45)
-    ax.axvline(50, color="tab:red", ls="--", label=f"censored at 50.0 ({n_cens} tracts)")
-    ax.set(xlabel="MEDV ($1000s)", ylabel="tracts", title="target distribution")
-    ax.legend()
-    run.save_figure(fig, "medv.png")
+    run.save_figure(R.target(y, n_cens), "medv.png")
 
     # the standard split; every statistic below comes from the training part
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=cfg.test_size, random_state=cfg.split_seed)
@@ -156,14 +133,16 @@ def _run(cfg: Config, run) -> tuple[dict, str]:
     p_ols = ols.predict(X_te)
     scaler = StandardScaler().fit(X_tr)
     coef_std = LinearRegression().fit(scaler.transform(X_tr), y_tr).coef_  # MEDV per standard deviation
-    cv = cross_validate(LinearRegression(), X, y, cv=RepeatedKFold(n_splits=cfg.cv_folds, n_repeats=1 if cfg.dry_run
-                        else cfg.cv_repeats, random_state=cfg.seed),
+    repeated = RepeatedKFold(n_splits=cfg.cv_folds, n_repeats=1 if cfg.dry_run else cfg.cv_repeats,
+                             random_state=cfg.seed)
+    cv = cross_validate(LinearRegression(), X, y, cv=repeated,
                         scoring={"r2": "r2", "rmse": "neg_root_mean_squared_error", "mae": "neg_mean_absolute_error"})
     cv = {k: np.abs(cv[f"test_{k}"]) for k in ("r2", "rmse", "mae")}
 
     # 2. the same model by gradient descent: full-batch MSE on standardised x and y
     model = LinearModel(len(feats))
-    for name, v in (("x_mean", scaler.mean_), ("x_std", scaler.scale_), ("y_mean", [y_tr.mean()]), ("y_std", [y_tr.std()])):
+    for name, v in (("x_mean", scaler.mean_), ("x_std", scaler.scale_),
+                    ("y_mean", [y_tr.mean()]), ("y_std", [y_tr.std()])):
         getattr(model, name).copy_(torch.as_tensor(np.asarray(v), dtype=torch.float32))
     model = model.to(device)
     loss_fn, opt, _ = train.compile(model, cfg.loss, cfg.optimizer, cfg.lr, weight_decay=cfg.weight_decay)
@@ -177,7 +156,8 @@ def _run(cfg: Config, run) -> tuple[dict, str]:
         p_gd = model.medv(torch.as_tensor(X_te.to_numpy(copy=True), dtype=torch.float32, device=device)).cpu().numpy()
     coef_gd = model.fc.weight.detach().cpu().numpy()[0] * y_tr.std()  # back to MEDV per standard deviation
     run.save_weights(train.state_dict_for_save(model), meta={"task": NAME, "features": ",".join(feats)})
-    run.save_figure(plots.history_curves(history, title="gradient-descent linear model (standardised MSE)"), "history.png")
+    run.save_figure(plots.history_curves(history, title="gradient-descent linear model (standardised MSE)"),
+                    "history.png")
 
     # 3. engineered, still linear in the parameters; choices by k-fold CV on the training part
     skew = X_tr.skew()
@@ -188,9 +168,11 @@ def _run(cfg: Config, run) -> tuple[dict, str]:
     for log_x in (False, True):
         for degree in cfg.degrees[:1] if cfg.dry_run else cfg.degrees:
             for log_y in (False, True):
-                pipe = make_pipeline(FunctionTransformer(_log1p_columns, kw_args={"columns": log_cols if log_x else []}),
-                                     PolynomialFeatures(degree, include_bias=False), StandardScaler(), RidgeCV(alphas=alphas))
-                est = TransformedTargetRegressor(pipe, func=np.log, inverse_func=np.exp, check_inverse=False) if log_y else pipe
+                log1p = FunctionTransformer(_log1p_columns, kw_args={"columns": log_cols if log_x else []})
+                pipe = make_pipeline(log1p, PolynomialFeatures(degree, include_bias=False), StandardScaler(),
+                                     RidgeCV(alphas=alphas))
+                est = (TransformedTargetRegressor(pipe, func=np.log, inverse_func=np.exp, check_inverse=False)
+                       if log_y else pipe)
                 r2 = cross_val_score(est, X_tr, y_tr, cv=folds, scoring="r2")
                 trials.append({"log_features": log_x, "degree": degree, "log_target": log_y,
                                "cv_r2_mean": r2.mean(), "cv_r2_std": r2.std(), "est": est})
@@ -199,7 +181,8 @@ def _run(cfg: Config, run) -> tuple[dict, str]:
     pipe = est.regressor_ if best["log_target"] else est
     eng = {"task": NAME, "features": feats, "log_columns": log_cols if best["log_features"] else [],
            "degree": best["degree"], "log_target": best["log_target"], "alpha": float(pipe[-1].alpha_),
-           "mean": pipe[2].mean_, "scale": pipe[2].scale_, "coef": pipe[-1].coef_, "intercept": float(pipe[-1].intercept_)}
+           "mean": pipe[2].mean_, "scale": pipe[2].scale_, "coef": pipe[-1].coef_,
+           "intercept": float(pipe[-1].intercept_)}
     p_eng = engineered_predict(eng, X_te)
     if not np.allclose(p_eng, est.predict(X_te), rtol=1e-6, atol=1e-6):
         raise ExomlError("internal error: the exported engineered model does not reproduce scikit-learn's predictions")
@@ -210,27 +193,9 @@ def _run(cfg: Config, run) -> tuple[dict, str]:
                     engineered=p_eng)
 
     # verification plots
-    preds = {"OLS": p_ols, "engineered ridge": p_eng}
     for kind in ("pred_vs_actual", "residuals"):
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
-        for ax, (label, p) in zip(axes, preds.items()):
-            cens = y_te >= 50
-            yy = y_te if kind == "pred_vs_actual" else y_te - p
-            ax.scatter(p[~cens], yy[~cens], s=14, alpha=0.7)
-            ax.scatter(p[cens], yy[cens], s=30, marker="x", color="tab:red", label="MEDV censored at 50")
-            ax.axline((20, 20), slope=1, color="k", lw=1) if kind == "pred_vs_actual" else ax.axhline(0, color="k", lw=1)
-            ax.set(xlabel="predicted MEDV", ylabel="actual MEDV" if kind == "pred_vs_actual" else "actual - predicted",
-                   title=f"{label}: test R² {r2_score(y_te, p):.3f}")
-            ax.legend(fontsize=8)
-        fig.tight_layout()
-        run.save_figure(fig, f"{kind}.png")
-    order = np.argsort(np.abs(coef_std))
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    ax.barh(np.array(feats)[order], coef_std[order], color=["tab:red" if v < 0 else "tab:blue" for v in coef_std[order]])
-    ax.scatter(coef_gd[order], range(len(feats)), color="k", marker="|", s=120, label="gradient descent")
-    ax.set(xlabel="MEDV ($1000s) per standard deviation of the feature", title="OLS standardised coefficients")
-    ax.legend(fontsize=8)
-    run.save_figure(fig, "coefficients.png")
+        run.save_figure(R.verification(kind, y_te, {"OLS": p_ols, "engineered ridge": p_eng}), f"{kind}.png")
+    run.save_figure(R.coefficients(feats, coef_std, coef_gd), "coefficients.png")
 
     # metrics and report
     s_ols, s_gd, s_eng = scores(y_te, p_ols), scores(y_te, p_gd), scores(y_te, p_eng)
@@ -243,38 +208,8 @@ def _run(cfg: Config, run) -> tuple[dict, str]:
                "engineered_degree": best["degree"], "engineered_log_features": best["log_features"],
                "engineered_log_target": best["log_target"], "engineered_alpha": eng["alpha"],
                "n_train": len(y_tr), "n_test": len(y_te), "n_censored_at_50": n_cens}
-    table = [{"model": n, **s} for n, s in (("OLS (closed form)", s_ols), ("OLS by gradient descent", s_gd),
-                                              ("engineered ridge", s_eng))]
-    cvt = [{k: v for k, v in t.items() if k != "est"} for t in trials]
-    intro = (f"Linear regression of MEDV on the 13 Boston Housing features; the standard 80/20 split "
-             f"(`random_state={cfg.split_seed}`): {len(y_tr)} training and {len(y_te)} test tracts.")
-    sections = [
-        ("Data and ethics", f"{img('features.png')}\n\n{img('correlation.png')}\n\n{img('medv.png')}\n\n"
-         "**Column B is ethically problematic.** B = 1000(Bk - 0.63)², where Bk is the proportion of Black "
-         "residents of the town. Harrison & Rubinfeld (1978) put this parabola into their hedonic price model on "
-         "the assumption that racial self-segregation affects house prices; the column bakes that assumption into "
-         "every model fitted on it, and its transformation is not even invertible to the proportion it encodes. "
-         "scikit-learn deprecated `load_boston` in 1.0 and removed it in 1.2 for this reason. B is used here only to "
-         "reproduce the textbook results; these models must not be used to value real homes.\n\n"
-         f"**MEDV is censored at 50.0** ({n_cens} tracts, $50,000 and above, are recorded as exactly 50): the "
-         "true values are unknown, so every model underestimates the top of the market and the residual plot "
-         "shows a line of points at 50 (red crosses)."),
-        ("Test results", md_table(table) + f"\n\nRepeated shuffled {cfg.cv_folds}-fold CV of OLS over all {len(y)} rows "
-         f"({len(cv['r2'])} fits): R² {cv['r2'].mean():.4f} ± {cv['r2'].std():.4f}, RMSE {cv['rmse'].mean():.3f} ± "
-         f"{cv['rmse'].std():.3f}, MAE {cv['mae'].mean():.3f} ± {cv['mae'].std():.3f} (mean ± std); an estimate over every row, "
-         "test rows included, that chooses nothing."),
-        ("Gradient descent = closed form", f"`compile(loss={cfg.loss!r}, optimizer={cfg.optimizer!r}, lr={cfg.lr})` "
-         f"and `fit` for {epochs} epochs of batch {cfg.batch_size}: test predictions differ from the closed form "
-         f"by at most {metrics['gd_vs_ols_max_abs_diff']:.2e} ($1000s), coefficients by at most "
-         f"{metrics['gd_vs_ols_max_coef_diff']:.2e}.\n\n{img('history.png')}\n\n{img('coefficients.png')}"),
-        ("Engineered model (choices by CV on the training part)", f"log1p applied to {', '.join(log_cols) or 'none'} "
-         f"(right-skewed on the training part: skewness > {cfg.skew}); ridge penalty by RidgeCV over {cfg.n_alphas} values. Chosen: degree "
-         f"{best['degree']}, log features {best['log_features']}, log target {best['log_target']}, alpha "
-         f"{eng['alpha']:.4g}.\n\n{md_table(cvt)}"),
-        ("Verification", f"{img('pred_vs_actual.png')}\n\n{img('residuals.png')}"),
-    ]
-    return metrics, report.render("Boston Housing: linear regression", intro, cfg, metrics, sections)
-
+    scores_te = {"OLS (closed form)": s_ols, "OLS by gradient descent": s_gd, "engineered ridge": s_eng}
+    return metrics, R.write_up(cfg, metrics, scores_te, cv, trials, log_cols, len(y), epochs)
 
 
 def add_predict_args(parser) -> None:
@@ -297,16 +232,7 @@ def predict(args) -> int:
         note = "  (the data is censored at 50: the true value may be higher)" if a >= 50 else ""
         print(f"row {i}: predicted MEDV {a:.2f} ($1000s; engineered ridge), {b:.2f} (OLS){note}")
     contrib = (X.iloc[0].to_numpy() - np.array(ols["mean"])) / np.array(ols["scale"]) * np.array(ols["coef_std"])
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1.3, 1]})
-    order = np.argsort(np.abs(contrib))
-    a1.barh(np.array(m["features"])[order], contrib[order], color=["tab:red" if v < 0 else "tab:blue" for v in contrib[order]])
-    a1.set(xlabel="contribution to MEDV vs the training mean ($1000s)", title=f"row 1, OLS: {p_ols[0]:.1f}")
-    idx = np.arange(len(X))
-    a2.bar(idx - 0.2, p_eng, 0.4, label="engineered ridge")
-    a2.bar(idx + 0.2, p_ols, 0.4, label="OLS")
-    a2.set(xlabel="row", ylabel="predicted MEDV ($1000s)", xticks=idx, xticklabels=idx + 1)
-    a2.legend(fontsize=8)
-    fig.tight_layout()
+    fig = R.prediction(m["features"], contrib, p_eng, p_ols)
     path = Run(run_dir).save_figure(fig, T.prediction_figure_path(run_dir, stem))
     print(f"plot: {path}")
     return 0
