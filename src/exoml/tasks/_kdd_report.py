@@ -1,12 +1,13 @@
-"""KDD Cup 99's figures and report text: the label categories of the two files, the sections of
-protocols A and B, the write-up around them, and `exoml predict`'s side: its input records, the
-lines it prints and its score figure."""
+"""KDD Cup 99's figures and report text: the label categories of the two files, the detection
+curves, score histograms and confusion matrices, the sections of protocols A and B, the write-up
+around them, and `exoml predict`'s side: its input records, the lines it prints and its score figure."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn import metrics as skm
 
 from .. import plots, report, train
 from ..errors import ExomlError
@@ -136,3 +137,45 @@ def score_figure(val: np.ndarray, test: np.ndarray, y: np.ndarray, thr: float, s
     ax.set(xscale="log", xlabel="autoencoder reconstruction error", ylabel="density", title="anomaly score")
     ax.legend(fontsize=8)
     return fig
+
+
+def detection_plots(run, curves: dict, protos: list[str]) -> None:
+    """PR and ROC curves of every method, histograms of the autoencoder's scores (normal vs attack)
+    and its confusion matrices; `curves[(protocol, method)] = (y, scores, threshold)`. In protocol A
+    the positives are the normal rows (the anomalies), in B the attacks."""
+    methods = list(dict.fromkeys(m for _, m in curves))
+    fig, axes = plt.subplots(len(protos), 2, figsize=(10, 4 * len(protos)), squeeze=False)
+    for row_axes, p in zip(axes, protos):
+        for m in methods:
+            y, sc, _ = curves[(p, m)]
+            if 0 < y.sum() < len(y):
+                pr, rc, _ = skm.precision_recall_curve(y, sc)
+                fpr, tpr, _ = skm.roc_curve(y, sc)
+                row_axes[0].plot(rc, pr, label=m)
+                row_axes[1].plot(fpr, tpr, label=m)
+        row_axes[0].set(xlabel="recall", ylabel="precision", title=f"protocol {p}: precision-recall")
+        row_axes[1].set(xlabel="false positive rate", ylabel="true positive rate", xscale="log",
+                        title=f"protocol {p}: ROC")
+        for ax in row_axes:
+            ax.legend(fontsize=8)
+            ax.grid(alpha=0.3)
+    fig.tight_layout()
+    run.save_figure(fig, "curves.png")
+    fig, axes = plt.subplots(1, len(protos), figsize=(6 * len(protos), 3.6), squeeze=False)
+    for ax, p in zip(axes[0], protos):
+        y, sc, thr = curves[(p, "autoencoder")]
+        bins = np.logspace(np.log10(max(sc.min(), 1e-8)), np.log10(sc.max() + 1e-8), 80)
+        ax.hist(sc[(y if p == "A" else ~y)], bins=bins, alpha=0.6, label="normal")
+        ax.hist(sc[~(y if p == "A" else ~y)], bins=bins, alpha=0.6, label="attack")
+        ax.axvline(thr, color="k", ls="--", label="threshold")
+        ax.set(xscale="log", yscale="log", xlabel="autoencoder reconstruction error", ylabel="test rows",
+               title=f"protocol {p}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    run.save_figure(fig, "scores.png")
+    for p in protos:
+        y, sc, thr = curves[(p, "autoencoder")]
+        pos = "normal (anomaly)" if p == "A" else "attack"
+        neg = "attack" if p == "A" else "normal"
+        run.save_figure(plots.confusion_matrix(skm.confusion_matrix(y, sc > thr, labels=[False, True]), [neg, pos],
+                                               normalize=True, title=f"protocol {p}: autoencoder"), f"confusion_{p}.png")

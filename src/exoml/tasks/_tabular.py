@@ -1,6 +1,6 @@
 """Small helpers the tabular tasks (boston, iris, kddcup) share: reading the rows given to
 `exoml predict`, the non-pickle JSON files that hold fitted scikit-learn models, a CPU thread
-limit, and kddcup's preprocessing (fit on training rows only), detection metrics and plots.
+limit, and kddcup's preprocessing (fit on training rows only) and detection metrics.
 
 Bad input is an ExomlError naming the row and column, so the CLI prints one line and exits 2.
 """
@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from .. import plots
 from ..errors import ExomlError
 from ..runs import Run
 
@@ -218,45 +217,3 @@ def parse_records(lines: list[tuple[str, str]], features: list[str]) -> pd.DataF
                 row[name] = _number(v, f"{where}, field {features.index(name) + 1} ({name})")
         rows.append(row)
     return pd.DataFrame(rows, columns=features)
-
-
-def detection_plots(run, curves: dict, protos: list[str]) -> None:
-    """PR and ROC curves of every method, histograms of the autoencoder's scores (normal vs attack)
-    and its confusion matrices; `curves[(protocol, method)] = (y, scores, threshold)`. In protocol A
-    the positives are the normal rows (the anomalies), in B the attacks."""
-    plt = plots.plt
-    methods = list(dict.fromkeys(m for _, m in curves))
-    fig, axes = plt.subplots(len(protos), 2, figsize=(10, 4 * len(protos)), squeeze=False)
-    for row_axes, p in zip(axes, protos):
-        for m in methods:
-            y, sc, _ = curves[(p, m)]
-            if 0 < y.sum() < len(y):
-                pr, rc, _ = skm.precision_recall_curve(y, sc)
-                fpr, tpr, _ = skm.roc_curve(y, sc)
-                row_axes[0].plot(rc, pr, label=m)
-                row_axes[1].plot(fpr, tpr, label=m)
-        row_axes[0].set(xlabel="recall", ylabel="precision", title=f"protocol {p}: precision-recall")
-        row_axes[1].set(xlabel="false positive rate", ylabel="true positive rate", xscale="log", title=f"protocol {p}: ROC")
-        for ax in row_axes:
-            ax.legend(fontsize=8)
-            ax.grid(alpha=0.3)
-    fig.tight_layout()
-    run.save_figure(fig, "curves.png")
-    fig, axes = plt.subplots(1, len(protos), figsize=(6 * len(protos), 3.6), squeeze=False)
-    for ax, p in zip(axes[0], protos):
-        y, sc, thr = curves[(p, "autoencoder")]
-        bins = np.logspace(np.log10(max(sc.min(), 1e-8)), np.log10(sc.max() + 1e-8), 80)
-        ax.hist(sc[(y if p == "A" else ~y)], bins=bins, alpha=0.6, label="normal")
-        ax.hist(sc[~(y if p == "A" else ~y)], bins=bins, alpha=0.6, label="attack")
-        ax.axvline(thr, color="k", ls="--", label="threshold")
-        ax.set(xscale="log", yscale="log", xlabel="autoencoder reconstruction error", ylabel="test rows",
-               title=f"protocol {p}")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    run.save_figure(fig, "scores.png")
-    for p in protos:
-        y, sc, thr = curves[(p, "autoencoder")]
-        pos = "normal (anomaly)" if p == "A" else "attack"
-        neg = "attack" if p == "A" else "normal"
-        run.save_figure(plots.confusion_matrix(skm.confusion_matrix(y, sc > thr, labels=[False, True]), [neg, pos],
-                                               normalize=True, title=f"protocol {p}: autoencoder"), f"confusion_{p}.png")

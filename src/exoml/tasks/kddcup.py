@@ -210,7 +210,7 @@ def _run(cfg: Config, run) -> tuple[dict, str]:
 
     # verification plots: PR/ROC curves, score histograms, confusion matrices
     protos = [p for p in ("A", "B") if p in cfg.protocols]
-    T.detection_plots(run, curves, protos)
+    R.detection_plots(run, curves, protos)
     tag = f"B-{metrics['B_autoencoder_scaler']}" if "B" in protos else "A"
     hist = [h for h in run.history if h["protocol"] == tag and h["seed"] == cfg.seed]
     run.save_figure(plots.history_curves(hist, keys=[["train_loss", "val_loss"]],
