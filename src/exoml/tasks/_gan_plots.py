@@ -1,6 +1,7 @@
-"""The GAN task's figures: digit tiles, the per-epoch progression (PNG and animated GIF), real vs
-generated, the loss curves and the judge's view (class shares, confidence). Each returns a
-matplotlib Figure for run.save_figure, except save_gif, which writes its file atomically."""
+"""The GAN task's figures and report text: digit tiles, the per-epoch progression (PNG and animated
+GIF), real vs generated, the loss curves and the judge's view (class shares, confidence). Each
+figure function returns a matplotlib Figure for run.save_figure, except save_gif, which writes its
+file atomically; write_up returns the report's intro and sections."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .. import report  # noqa: E402
 from ..runs import atomic_path  # noqa: E402
 
 
@@ -98,3 +100,31 @@ def judge_figure(share: np.ndarray, conf_gen: np.ndarray, conf_real: np.ndarray)
     b.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def write_up(cfg, metrics: dict, G, D, n: int, epochs: int, steps: int, share: np.ndarray) -> tuple[str, list]:
+    """The report's intro and sections (data, model, training, samples, the judge's measurements)."""
+    img, m = report.img, metrics
+    sections = [
+        ("Data", f"{n:,} MNIST training digits, scaled to [-1, 1].\n\n{img('data.png')}"),
+        ("Model", f"Generator ({sum(p.numel() for p in G.parameters()):,} parameters):\n```\n{G}\n```\n"
+                  f"Discriminator ({sum(p.numel() for p in D.parameters()):,} parameters):\n```\n{D}\n```"),
+        ("Training", f"{steps} steps in {m['train_s']:.0f} s on {m['device']}. Fixed noise after every "
+                     f"epoch (rows, top to bottom):\n\n{img('progression.png')}\n\n"
+                     f"Animated: [progression.gif](progression.gif)\n\n{img('losses.png')}"),
+        ("Samples", f"{img('grid_10x10.png')}\n\n{img('real_vs_generated.png')}"),
+        ("Measured by the judge", f"Judge: {m['judge']}; its accuracy on the test digits: "
+         f"{m['judge_test_accuracy']:.4f}. FID {m['fid']:.2f} ({m['n_generated']:,} generated vs "
+         f"{m['n_reference']:,} test digits) against a real-vs-real floor of {m['fid_floor_train_vs_test']:.2f} "
+         f"({m['n_reference']:,} training vs the same test digits). Confidence >= 0.9 for {m['confident_share']:.1%} "
+         f"of generated digits (target >= 85%; real test digits: {m['confident_share_real_test']:.1%}). Share per "
+         f"digit (target 7%-13% each):\n\n" + report.md_table([{str(d): f"{s:.1%}" for d, s in enumerate(share)}])
+         + f"\n\n{img('judge.png')}")]
+    intro = (f"A {'class-conditional ' if cfg.conditional else ''}DCGAN (width {cfg.width}, depth {cfg.depth}, z of "
+             f"{cfg.z_dim}) trained {epochs} epoch(s) on {n:,} MNIST training digits: {cfg.loss} loss, {cfg.optimizer} "
+             f"(lr G {cfg.lr_g:g}, D {cfg.lr_d:g}, betas ({cfg.beta1:g}, {cfg.beta2:g})), real label "
+             f"{cfg.real_label:g}, spectral norm {'on' if cfg.spectral_norm else 'off'}, EMA of G {cfg.ema:g}. An "
+             f"MNIST CNN (the judge) measures the digits: FID on its penultimate features, its confidence and its "
+             f"class shares (targets: >= 85% of the digits at confidence >= 0.9, every digit 7%-13%; met: "
+             f"{m['targets_met']}).")
+    return intro, sections

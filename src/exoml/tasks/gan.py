@@ -49,11 +49,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
@@ -63,7 +61,9 @@ from ..config import Common
 from ..errors import ExomlError
 from ..runs import Run, atomic_path
 from ._gan_model import Discriminator, Generator, d_loss_fn, ema_avg, g_loss_fn, recalibrate_bn, sample
-from ._gan_plots import judge_figure, loss_figure, progression_figure, save_gif, side_by_side, tile, tile_figure
+from ._gan_judge import get_judge
+from ._gan_plots import (judge_figure, loss_figure, progression_figure, save_gif, side_by_side, tile, tile_figure,
+                         write_up)
 
 NAME = "gan"
 
@@ -88,53 +88,18 @@ class Config(Common):
     ema: float = 0.99           # per-step decay of the moving average of G's weights (0 = off: G itself)
     grid_n: int = 16            # fixed-noise samples drawn after every epoch (progression, GIF)
     n_eval: int = 10000         # generated digits measured, and real ones on each side of the floor
-    judge: str = field(default="auto", metadata={"help": "auto (latest mnist run, else train one) | train | PATH of an mnist run"})
+    judge: str = field(default="auto", metadata={
+        "help": "auto (latest mnist run, else train one) | train | PATH of an mnist run"})
     judge_epochs: float = 2.0   # epochs of the judge trained on the fly
-    judge_profile: str = field(default="full", metadata={"help": "mnist task profile of that judge", "choices": ["full", "fast"]})
+    judge_profile: str = field(default="full", metadata={
+        "help": "mnist task profile of that judge", "choices": ["full", "fast"]})
     judge_n_train: int = 0      # training digits for that judge (0 = all)
 
 
 # The CPU demo: a narrow net, a higher learning rate and a short average on 6,400 digits: 800 steps,
 # digit-like shapes in a few minutes on 2 cores; the judge is the mnist task's `fast` network.
-QUICK = dict(width=16, depth=0, batch_size=64, lr_g=1e-3, lr_d=1e-3, ema=0.99, epochs=8, n_train=6400, n_eval=5000,
-             judge_profile="fast", judge_n_train=20000, judge_epochs=2.0)
-
-
-# ---------------------------------------------------------------- judge ---------------
-
-def get_judge(cfg: Config, mnist, run: Run, device) -> tuple[nn.Module, str]:
-    """The MNIST CNN that measures the digits: a complete `mnist` run, else one trained here."""
-    from . import mnist as judge_task
-    if cfg.judge != "train":
-        try:
-            path, _ = weights.open_run("mnist", None if cfg.judge == "auto" else Path(cfg.judge), cfg.out)
-        except ExomlError:
-            if cfg.judge != "auto":
-                raise
-        else:
-            return judge_task.load_classifier(path, device=device), f"mnist run {path}"
-    return train_judge(cfg, mnist, judge_task, run, device), "trained here on the training split (judge.safetensors)"
-
-
-def train_judge(cfg: Config, mnist, judge_task, run: Run, device) -> nn.Module:
-    """The mnist task's network (profile cfg.judge_profile) and optimizer, trained briefly on the training
-    split with plain cross-entropy: no label smoothing, so its confidence means what it says."""
-    from . import _vision as V
-    jcfg = V.apply_profile(judge_task.Config(profile=cfg.judge_profile), judge_task.PROFILES)
-    n = min(cfg.judge_n_train or len(mnist.y_train), len(mnist.y_train))
-    x, y = V.nchw(mnist.x_train[:n]).to(device), torch.from_numpy(mnist.y_train[:n]).to(device)
-    model = judge_task.build_model(jcfg)
-    model.norm.set_stats(*V.channel_stats(x))  # input statistics of the training split
-    model = model.to(device, memory_format=V.memory_format(device))
-    opt = train.make_optimizer(jcfg.optimizer, model.parameters(), jcfg.lr, jcfg.weight_decay)
-    max_steps = 1 if cfg.dry_run else None
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, V.one_cycle(V.total_steps(n, jcfg.batch_size, cfg.judge_epochs,
-                                                                             max_steps), jcfg.warmup))
-    V.fit(model, x, y, train.make_loss("cross_entropy"), [opt], [sched], epochs=cfg.judge_epochs,
-          batch_size=jcfg.batch_size, max_steps=max_steps, desc="judge")
-    run.save_weights(train.state_dict_for_save(model), "judge.safetensors",
-                     meta={"task": "mnist", "role": "gan judge", "profile": cfg.judge_profile})
-    return model.eval()
+QUICK = dict(width=16, depth=0, batch_size=64, lr_g=1e-3, lr_d=1e-3, ema=0.99, epochs=8, n_train=6400,
+             n_eval=5000, judge_profile="fast", judge_n_train=20000, judge_epochs=2.0)
 
 
 # ---------------------------------------------------------------- run -----------------
@@ -149,7 +114,8 @@ def run(cfg: Config, run: Run) -> tuple[dict, str]:
     y = torch.from_numpy(mnist.y_train[keep]).to(device)
     bs = min(cfg.batch_size, n)
     rows = [mnist.x_train[np.flatnonzero(mnist.y_train == d)[:10]] for d in range(10)]
-    run.save_figure(tile_figure(np.concatenate(rows), 10, f"training digits (one row per class; {n:,} used)"), "data.png")
+    run.save_figure(tile_figure(np.concatenate(rows), 10, f"training digits (one row per class; {n:,} used)"),
+                    "data.png")
 
     G = Generator(cfg.z_dim, cfg.width, cfg.conditional, cfg.depth).to(device)
     D = Discriminator(cfg.width, cfg.conditional, cfg.spectral_norm, cfg.depth).to(device)
@@ -239,27 +205,7 @@ def run(cfg: Config, run: Run) -> tuple[dict, str]:
     run.save_figure(side_by_side(mnist.x_test[:50], fakes[:50]), "real_vs_generated.png")
     run.save_figure(loss_figure(np.array(steps), cfg.loss), "losses.png")
     run.save_figure(judge_figure(share, conf, p_test.max(1)), "judge.png")
-    sections = [
-        ("Data", f"{n:,} MNIST training digits, scaled to [-1, 1].\n\n{report.img('data.png')}"),
-        ("Model", f"Generator ({sum(p.numel() for p in G.parameters()):,} parameters):\n```\n{G}\n```\n"
-                  f"Discriminator ({sum(p.numel() for p in D.parameters()):,} parameters):\n```\n{D}\n```"),
-        ("Training", f"{len(steps)} steps in {train_s:.0f} s on {metrics['device']}. Fixed noise after every "
-                     f"epoch (rows, top to bottom):\n\n{report.img('progression.png')}\n\n"
-                     f"Animated: [progression.gif](progression.gif)\n\n{report.img('losses.png')}"),
-        ("Samples", f"{report.img('grid_10x10.png')}\n\n{report.img('real_vs_generated.png')}"),
-        ("Measured by the judge", f"Judge: {judge_source}; its accuracy on the test digits: "
-         f"{metrics['judge_test_accuracy']:.4f}. FID {metrics['fid']:.2f} ({n_eval:,} generated vs {n_ref:,} test "
-         f"digits) against a real-vs-real floor of {metrics['fid_floor_train_vs_test']:.2f} ({n_ref:,} training vs "
-         f"the same test digits). Confidence >= 0.9 for {metrics['confident_share']:.1%} of generated digits "
-         f"(target >= 85%; real test digits: {metrics['confident_share_real_test']:.1%}). Share per digit "
-         f"(target 7%-13% each):\n\n" + report.md_table([{str(d): f"{s:.1%}" for d, s in enumerate(share)}])
-         + f"\n\n{report.img('judge.png')}")]
-    intro = (f"A {'class-conditional ' if cfg.conditional else ''}DCGAN (width {cfg.width}, z of {cfg.z_dim}) trained "
-             f"{epochs} epoch(s) on {n:,} MNIST training digits: {cfg.loss} loss, {cfg.optimizer} (lr G {cfg.lr_g:g}, "
-             f"D {cfg.lr_d:g}, betas ({cfg.beta1:g}, {cfg.beta2:g})), real label {cfg.real_label:g}, spectral norm "
-             f"{'on' if cfg.spectral_norm else 'off'}, EMA of G {cfg.ema:g}. An MNIST CNN (the judge) measures the "
-             f"digits: FID on its penultimate features, its confidence and its class shares (targets: >= 85% of the "
-             f"digits at confidence >= 0.9, every digit 7%-13%; met: {metrics['targets_met']}).")
+    intro, sections = write_up(cfg, metrics, G, D, n, epochs, len(steps), share)
     return metrics, report.render("MNIST digits from a DCGAN", intro, cfg, metrics, sections)
 
 
