@@ -82,7 +82,7 @@ def _tiny_fit(run, interrupt_at=None):
     this process a SIGINT during step `interrupt_at`."""
     import numpy as np
     import torch
-    from exoml.tasks import _vision as V
+    from exoml.tasks import _vision_loop as L
     torch.manual_seed(0)
     np.random.seed(0)
     x = torch.randint(0, 256, (60, 1, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
@@ -97,7 +97,7 @@ def _tiny_fit(run, interrupt_at=None):
         if calls["n"] == interrupt_at:
             signal.raise_signal(signal.SIGINT)  # arrives in the middle of a step
         return xb + 0.05 * torch.randn_like(xb) * float(np.random.random()), yb
-    history = V.fit(model, x, y, torch.nn.functional.cross_entropy, [opt], [sched], epochs=5, batch_size=10,
+    history = L.fit(model, x, y, torch.nn.functional.cross_entropy, [opt], [sched], epochs=5, batch_size=10,
                     augment=augment, run=run)
     return model, history
 

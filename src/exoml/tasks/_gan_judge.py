@@ -31,7 +31,7 @@ def get_judge(cfg, mnist, run: Run, device) -> tuple[nn.Module, str]:
 def train_judge(cfg, mnist, judge_task, run: Run, device) -> nn.Module:
     """The mnist task's network (profile cfg.judge_profile) and optimizer, trained briefly on the training
     split with plain cross-entropy: no label smoothing, so its confidence means what it says."""
-    from . import _vision as V
+    from . import _vision as V, _vision_loop as L
     jcfg = V.apply_profile(judge_task.Config(profile=cfg.judge_profile), judge_task.PROFILES)
     n = min(cfg.judge_n_train or len(mnist.y_train), len(mnist.y_train))
     x, y = V.nchw(mnist.x_train[:n]).to(device), torch.from_numpy(mnist.y_train[:n]).to(device)
@@ -40,9 +40,9 @@ def train_judge(cfg, mnist, judge_task, run: Run, device) -> nn.Module:
     model = model.to(device, memory_format=V.memory_format(device))
     opt = train.make_optimizer(jcfg.optimizer, model.parameters(), jcfg.lr, jcfg.weight_decay)
     max_steps = 1 if cfg.dry_run else None
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, V.one_cycle(V.total_steps(n, jcfg.batch_size, cfg.judge_epochs,
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, L.one_cycle(L.total_steps(n, jcfg.batch_size, cfg.judge_epochs,
                                                                              max_steps), jcfg.warmup))
-    V.fit(model, x, y, train.make_loss("cross_entropy"), [opt], [sched], epochs=cfg.judge_epochs,
+    L.fit(model, x, y, train.make_loss("cross_entropy"), [opt], [sched], epochs=cfg.judge_epochs,
           batch_size=jcfg.batch_size, max_steps=max_steps, desc="judge")
     run.save_weights(train.state_dict_for_save(model), "judge.safetensors",
                      meta={"task": "mnist", "role": "gan judge", "profile": cfg.judge_profile})

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from . import _augment as A, _vision as V, _vision_report as R
+from . import _augment as A, _vision as V, _vision_loop as L, _vision_report as R
 from ._muon import Muon
 from ..train import make_loss, make_optimizer, pick_device, seed_everything
 
@@ -150,7 +150,7 @@ def run(cfg: Config, run) -> tuple[dict, str]:
               dict(params=[model.head.weight], lr=cfg.head_lr, weight_decay=wd / cfg.head_lr)]
     sgd = make_optimizer(cfg.optimizer, groups, cfg.lr, momentum=cfg.momentum, nesterov=True)
     muon = Muon(filters, lr=cfg.muon_lr, momentum=0.6, nesterov=True)
-    steps = V.total_steps(len(d.ty_train), cfg.batch_size, cfg.epochs, 1 if cfg.dry_run else None)
+    steps = L.total_steps(len(d.ty_train), cfg.batch_size, cfg.epochs, 1 if cfg.dry_run else None)
     whiten_steps = math.ceil(cfg.whiten_bias_epochs * (len(d.ty_train) // min(cfg.batch_size, len(d.ty_train))))
     decay = lambda s: max(0.0, 1 - s / steps)  # noqa: E731
     scheds = [torch.optim.lr_scheduler.LambdaLR(sgd, [lambda s: max(0.0, 1 - s / max(whiten_steps, 1)), decay, decay]),
@@ -167,7 +167,7 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     # train
     cpu0 = time.process_time()
     with V.Timer(device) as t_train:
-        history = V.fit(model, d.tx_train, d.ty_train, loss_fn, [sgd, muon], scheds, epochs=cfg.epochs,
+        history = L.fit(model, d.tx_train, d.ty_train, loss_fn, [sgd, muon], scheds, epochs=cfg.epochs,
                         batch_size=cfg.batch_size, augment=augment, val=d.val, metrics=cfg.metrics,
                         on_epoch=run.log_epoch, max_steps=1 if cfg.dry_run else None, desc=NAME, run=run,
                         precision=cfg.precision)

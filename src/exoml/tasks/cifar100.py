@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import _augment as A, _vision as V, _vision_report as R
+from . import _augment as A, _vision as V, _vision_loop as L, _vision_report as R
 from ..train import make_loss, make_optimizer, pick_device, seed_everything
 
 NAME = "cifar100"
@@ -134,8 +134,8 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     model = model.to(device, memory_format=V.memory_format(device))
     loss_fn = make_loss(cfg.loss, label_smoothing=cfg.label_smoothing)
     opt = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay, momentum=0.9, nesterov=True)
-    steps = V.total_steps(len(d.ty_train), cfg.batch_size, cfg.epochs, 1 if cfg.dry_run else None)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, V.one_cycle(steps, cfg.warmup))
+    steps = L.total_steps(len(d.ty_train), cfg.batch_size, cfg.epochs, 1 if cfg.dry_run else None)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, L.one_cycle(steps, cfg.warmup))
 
     def augment(xb, yb, idx, epoch):  # targets become class probabilities (CutMix mixes two labels)
         xb = A.translate(A.flip(xb) if cfg.flip else xb, cfg.crop_pad, mode="reflect")
@@ -144,7 +144,7 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     # train
     cpu0 = time.process_time()
     with V.Timer(device) as t_train:
-        history = V.fit(model, d.tx_train, d.ty_train, loss_fn, [opt], [sched], epochs=cfg.epochs,
+        history = L.fit(model, d.tx_train, d.ty_train, loss_fn, [opt], [sched], epochs=cfg.epochs,
                         batch_size=cfg.batch_size, augment=augment, val=d.val, metrics=cfg.metrics,
                         on_epoch=run.log_epoch, max_steps=1 if cfg.dry_run else None, desc=NAME, run=run,
                         precision=cfg.precision)
