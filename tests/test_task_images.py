@@ -307,3 +307,18 @@ def test_precision_flag(task, capsys):
     with pytest.raises(SystemExit) as e:
         task_config(task, ["--precision", "fp16"])
     assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_precision_benchmark_prints_one_row_per_setting(capsys):
+    """benchmarks/bench_precision.py on the smallest network, one timed step: four rows (fp32/bf16 x
+    contiguous/channels_last), the first the 1.00x reference, and what auto means here."""
+    import importlib.util
+    script = Path(__file__).parents[1] / "benchmarks" / "bench_precision.py"
+    spec = importlib.util.spec_from_file_location("bench_precision", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--nets", "mnist-fast", "--steps", "1", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| mnist-fast |")]
+    assert len(rows) == 4 and rows[0].endswith("| 1.00x |")
+    assert f"auto means {'bf16' if V.cpu_has_bf16() else 'fp32'} here" in out
