@@ -12,8 +12,8 @@ Measured (official test split, 2026-11-25, a quiet 2-core x86-64 CPU, 2 threads,
 `python benchmarks/bench_images.py --rows fashion-mnist-fast --seeds 3`): the fast profile (10
 epochs, batch 512, peak lr 4e-3) reaches 89.83% ± 0.17 (seeds 0-2: 89.69, 89.78, 90.02) in 35 s
 of training + evaluation in fp32; with `--precision auto` (bf16 here) 89.86% ± 0.10 in 32 s: the
-2-minute CPU target is met. (Its settings were picked on the
-validation split: a first try, 6 epochs at batch 256 and lr 2e-3, gave 90.14% validation.)
+2-minute CPU target is met. (Its settings were picked on the validation split: a first try, 6
+epochs at batch 256 and lr 2e-3, gave 90.14% validation.)
 The full profile does NOT reach its target: `python benchmarks/bench_images.py --rows
 fashion-mnist-full --seeds 1` (OMP_NUM_THREADS=1, bf16 autocast, shared 2-core AMD EPYC, 107 min)
 gave 89.69% test accuracy for seed 0 (validation 90.60%), below the 91.0% target and no better
