@@ -32,7 +32,7 @@ def nets():
 
 def bench_step(build, batch: int, shape, precision: str, channels_last: bool, steps: int, device) -> float:
     """Seconds per training step (forward, loss, backward, AdamW step), median of `steps` after 3 warm-ups."""
-    from exoml.tasks import _vision as V
+    from exoml.train import autocast
     torch.manual_seed(0)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = build().to(device, memory_format=fmt).train()
@@ -42,7 +42,7 @@ def bench_step(build, batch: int, shape, precision: str, channels_last: bool, st
     times = []
     for i in range(steps + 3):
         t0 = time.perf_counter()
-        with V.autocast(device, precision):
+        with autocast(device, precision):
             loss = nn.functional.cross_entropy(model(x).float(), y)
         loss.backward()
         opt.step()
@@ -62,12 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: the library default)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     args = p.parse_args(argv)
-    from exoml.tasks import _vision as V
-    from exoml.train import device_name, pick_device
+    from exoml.train import device_name, pick_device, uses_bf16
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    auto = "bf16" if device.type == "cuda" or (device.type == "cpu" and V.cpu_has_bf16()) else "fp32"
+    auto = "bf16" if uses_bf16(device, "auto") else "fp32"
     print(f"device {device_name(device)}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
           f"--precision auto means {auto} here\n")
     print("| network | batch | precision | memory format | ms per step | speed-up vs fp32 contiguous |")

@@ -14,9 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
-from functools import cache
 
 import numpy as np
 import torch
@@ -26,6 +24,7 @@ import torch.nn.functional as F
 from ..config import Common
 from ..errors import ExomlError
 from ..runs import Run
+from ..train import autocast, cpu_has_bf16  # noqa: F401  (V.cpu_has_bf16: what auto means here)
 
 
 # ---------------------------------------------------------------- settings ------------
@@ -171,26 +170,6 @@ class Normalize(nn.Module):
 
 
 # ---------------------------------------------------------------- training ------------
-
-@cache
-def cpu_has_bf16() -> bool:
-    """Does this CPU multiply bf16 natively (AVX512-BF16 or AMX, through oneDNN)? There bf16 autocast
-    trains the image nets about 2x faster (MNIST CNN: 166 vs 383 ms per step of 128, fashion MLP:
-    0.23 vs 0.51 s per step of 512, on a 2-core AMD EPYC); on other CPUs it is slower than fp32."""
-    try:
-        return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def autocast(device: torch.device, precision: str = "auto"):
-    """bf16 mixed precision where it pays (precision auto: CUDA, or a CPU with native bf16), else fp32."""
-    if precision not in ("auto", "bf16", "fp32"):
-        raise ExomlError(f"unknown precision {precision!r}: choose auto, bf16 or fp32")
-    bf16 = precision == "bf16" or (precision == "auto" and (
-        device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())))
-    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
-
 
 def memory_format(device: torch.device):
     """channels_last on CUDA and on the CPU (oneDNN convolutions are faster with it there too)."""

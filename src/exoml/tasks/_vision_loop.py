@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 from .. import checkpoint, distributed
 from ..errors import ExomlError
 from ..runs import Run
-from ..train import TrainingError
-from ._vision import autocast, predict_logits, to_float
+from ..train import TrainingError, autocast
+from ._vision import predict_logits, to_float
 
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers: list, schedulers: list, *,
