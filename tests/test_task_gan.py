@@ -76,8 +76,9 @@ def test_gan_trains_measures_and_generates(tmp_path, capsys):
 
 
 def test_conditional_gan_draws_the_asked_digit(tmp_path, capsys):
-    out, path = _gan_run(tmp_path, "--conditional", "--loss", "hinge", judge_run=True)
+    out, path = _gan_run(tmp_path, "--conditional", "--loss", "hinge", "--lr-decay", "0.5", judge_run=True)
     m = json.loads((path / "metrics.json").read_text())
+    assert "falling linearly to 0 over the last 50% of the steps" in (path / "report.md").read_text()
     assert m["judge"] == f"mnist run {next((out / 'mnist').iterdir())}" and not (path / "judge.safetensors").exists()
     assert 0 <= m["conditional_accuracy"] <= 1
     with np.load(path / "predictions.npz") as p:
@@ -117,3 +118,20 @@ def test_networks_shapes_at_every_depth(depth, conditional):
     assert d(x, y).shape == (5,)
     deeper = sum(isinstance(m, torch.nn.Conv2d) for m in Generator(8, 4, conditional, depth + 1).modules())
     assert deeper > sum(isinstance(m, torch.nn.Conv2d) for m in g.modules())
+
+
+def test_lr_decay_holds_then_falls_linearly_to_zero():
+    import torch
+    from exoml.tasks.gan import linear_decay
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([w], lr=1e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, linear_decay(100, 0.5))
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step(), sched.step()
+    assert lrs[:51] == [1e-3] * 51                       # constant for the first half
+    assert all(a > b for a, b in zip(lrs[50:], lrs[51:]))  # then strictly falling
+    assert lrs[75] == pytest.approx(5e-4) and lrs[99] == pytest.approx(2e-5)
+    assert opt.param_groups[0]["lr"] == 0.0                # 0 after the last step
+    assert all(linear_decay(100, 0.0)(s) == 1.0 for s in range(101))  # 0: off

@@ -72,6 +72,7 @@ class Config(Common):
     real_label: float = 0.9     # target for real digits in D's BCE (1.0 = no label smoothing)
     spectral_norm: bool = True  # spectral normalisation of D's layers
     ema: float = 0.99           # per-step decay of the moving average of G's weights (0 = off: G itself)
+    lr_decay: float = 0.0       # fraction of the steps, at the end, over which both lrs fall linearly to 0
     grid_n: int = 16            # fixed-noise samples drawn after every epoch (progression, GIF)
     n_eval: int = 10000         # generated digits measured, and real ones on each side of the floor
     judge: str = field(default="auto", metadata={
@@ -89,6 +90,12 @@ QUICK = dict(width=16, depth=0, batch_size=64, lr_g=1e-3, lr_d=1e-3, ema=0.99, e
 
 
 # ---------------------------------------------------------------- run -----------------
+
+def linear_decay(total: int, fraction: float):
+    """lr factor per step: 1, then a linear fall to 0 over the last `fraction` of `total` steps."""
+    start = total * (1 - fraction)
+    return lambda step: 1.0 if fraction <= 0 or step < start else max(0.0, (total - step) / (total - start))
+
 
 def run(cfg: Config, run: Run) -> tuple[dict, str]:
     gen = train.seed_everything(cfg.seed)
@@ -114,6 +121,9 @@ def run(cfg: Config, run: Run) -> tuple[dict, str]:
 
     steps, frames, t_train = [], [], time.time()
     epochs = 1 if cfg.dry_run else cfg.epochs
+    # constant lrs, then (with --lr-decay) a linear fall to 0: the last steps refine instead of chase
+    total = epochs * (n // bs)
+    scheds = [torch.optim.lr_scheduler.LambdaLR(o, linear_decay(total, cfg.lr_decay)) for o in (opt_g, opt_d)]
     for epoch in range(1, epochs + 1):
         G.train(), D.train()
         t0, stats = time.time(), []
@@ -140,6 +150,8 @@ def run(cfg: Config, run: Run) -> tuple[dict, str]:
             loss_g.backward()
             opt_g.step()
             ema.update_parameters(G)
+            for sched in scheds:
+                sched.step()
             # kept on the device and read once per epoch: a host sync per step would stall a GPU
             stats.append(torch.stack([loss_d, loss_g, d_real.mean(), d_fake.mean()]).detach())
             if cfg.dry_run:
