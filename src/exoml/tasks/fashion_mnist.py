@@ -3,21 +3,19 @@ the exercise is a DNN / MLP).
 
 Data: Fashion-MNIST, 60,000 training images (5,000 held out for validation) and the official 10,000
 test images, 28x28 grey, 10 clothing classes. Model: flatten -> [linear-BN-ReLU-dropout] x depth ->
-linear. Recipe: on-device augmentation (left-right mirror, shifts of up to 2 px, a random erased
-square), label smoothing, AdamW with a one-cycle learning rate, test-time mirror averaging.
+linear. Recipe: on-device augmentation (a left-right mirror; shifts and a random erased square are
+options, off in both profiles), label smoothing, AdamW with a one-cycle lr, test-time mirror averaging.
 
-Profiles (`--profile`): `full` (default; aimed at >= 91.0% test accuracy) and `fast` (aimed at >= 89%
-within 2 minutes on a 2-core CPU).
-Measured (official test split, 2026-11-25, a quiet 2-core x86-64 CPU, 2 threads,
-`python benchmarks/bench_images.py --rows fashion-mnist-fast --seeds 3`): the fast profile (10
-epochs, batch 512, peak lr 4e-3) reaches 89.83% ± 0.17 (seeds 0-2: 89.69, 89.78, 90.02) in 35 s
-of training + evaluation in fp32; with `--precision auto` (bf16 here) 89.86% ± 0.10 in 32 s: the
-2-minute CPU target is met. (Its settings were picked on the validation split: a first try, 6
-epochs at batch 256 and lr 2e-3, gave 90.14% validation.)
-The full profile does NOT reach its target: `python benchmarks/bench_images.py --rows
-fashion-mnist-full --seeds 1` (OMP_NUM_THREADS=1, bf16 autocast, shared 2-core AMD EPYC, 107 min)
-gave 89.69% test accuracy for seed 0 (validation 90.60%), below the 91.0% target and no better
-than the fast profile. Its settings were never chosen on validation; they need that study.
+Profiles (`--profile`): `full` (default; >= 91.0% test accuracy) and `fast` (>= 89% within 2
+minutes on a 2-core CPU). Both were chosen on the validation split only (BENCHMARKS.md has the study:
+shifts, erasing, dropout 0.3 and no label smoothing each cost validation accuracy; an MLP is not
+translation-equivariant, so shifted garments are a harder task, not a free regulariser for it).
+Measured on the official test split, 2026-11-25, 2-core AMD EPYC (AVX512-BF16), `--precision auto` (bf16):
+  full (MLP 1024-1024, dropout 0.1, 20 epochs): 91.06% +- 0.09 (seeds 0-2: 90.99, 91.04, 91.16), about
+    4 min per seed on one thread: `OMP_NUM_THREADS=1 python benchmarks/bench_images.py --rows
+    fashion-mnist-full --seeds 3`;
+  fast (MLP 512-256, 10 epochs, batch 512, peak lr 4e-3): 89.86% +- 0.10 in 32 s of training +
+    evaluation on 2 threads: `python benchmarks/bench_images.py --rows fashion-mnist-fast --seeds 3`.
 
     exoml run fashion-mnist                    # full recipe
     exoml run fashion-mnist --profile fast     # the short CPU recipe
