@@ -120,12 +120,12 @@ def write_up(cfg, metrics: dict, G, D, n: int, epochs: int, steps: int, share: n
          f"of generated digits (target >= 85%; real test digits: {m['confident_share_real_test']:.1%}). Share per "
          f"digit (target 7%-13% each):\n\n" + report.md_table([{str(d): f"{s:.1%}" for d, s in enumerate(share)}])
          + f"\n\n{img('judge.png')}")]
+    decay = f", both lrs falling linearly to 0 over the last {cfg.lr_decay:.0%} of the steps" if cfg.lr_decay else ''
     intro = (f"A {'class-conditional ' if cfg.conditional else ''}DCGAN (width {cfg.width}, depth {cfg.depth}, z of "
              f"{cfg.z_dim}) trained {epochs} epoch(s) on {n:,} MNIST training digits: {cfg.loss} loss, {cfg.optimizer} "
              f"(lr G {cfg.lr_g:g}, D {cfg.lr_d:g}, betas ({cfg.beta1:g}, {cfg.beta2:g})), real label "
-             f"{cfg.real_label:g}, spectral norm {'on' if cfg.spectral_norm else 'off'}, EMA of G {cfg.ema:g}"
-             f"{f', both lrs falling linearly to 0 over the last {cfg.lr_decay:.0%} of the steps' if cfg.lr_decay else ''}. An "
-             f"MNIST CNN (the judge) measures the digits: FID on its penultimate features, its confidence and its "
+             f"{cfg.real_label:g}, spectral norm {'on' if cfg.spectral_norm else 'off'}, EMA of G {cfg.ema:g}{decay}. "
+             f"An MNIST CNN (the judge) measures the digits: FID on its penultimate features, its confidence and its "
              f"class shares (targets: >= 85% of the digits at confidence >= 0.9, every digit 7%-13%; met: "
              f"{m['targets_met']}).")
     return intro, sections

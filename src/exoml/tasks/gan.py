@@ -123,12 +123,13 @@ def run(cfg: Config, run: Run) -> tuple[dict, str]:
     steps, frames, t_train = [], [], time.time()
     epochs = 1 if cfg.dry_run else cfg.epochs
     # constant lrs, then (with --lr-decay) a linear fall to 0: the last steps refine instead of chase
-    total = epochs * (n // bs)
-    scheds = [torch.optim.lr_scheduler.LambdaLR(o, linear_decay(total, cfg.lr_decay)) for o in (opt_g, opt_d)]
+    per_epoch = n // bs  # steps per epoch (the last partial batch is dropped)
+    factor = linear_decay(epochs * per_epoch, cfg.lr_decay)
+    scheds = [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in (opt_g, opt_d)]
     for epoch in range(1, epochs + 1):
         G.train(), D.train()
         t0, stats = time.time(), []
-        bar = tqdm(train.batches(n, bs, shuffle=True, generator=gen, drop_last=True), total=n // bs,
+        bar = tqdm(train.batches(n, bs, shuffle=True, generator=gen, drop_last=True), total=per_epoch,
                    desc=f"gan {epoch}/{epochs}", leave=False, disable=None)
         for idx in bar:
             idx = idx.to(device)
