@@ -10,6 +10,7 @@ This table is what `exoml list` prints; modules are imported only when used (tor
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass
 
 from ..errors import ExomlError
