@@ -38,7 +38,7 @@ ROWS = {
 
 
 def run_row(name: str, seeds: list[int], out: Path, quick: bool) -> dict:
-    from exoml.cli import execute, task_config
+    from exoml.runner import execute, task_config
     task, flags, hw, target, limit = ROWS[name]
     results = []
     for seed in seeds:
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'CUDA events' if on_gpu else 'wall clock'}), {time.strftime('%Y-%m-%d')}, "
           f"command: `python benchmarks/bench_images.py {' '.join(sys.argv[1:] if argv is None else argv)}`"
           f"{' (QUICK smoke profile: not a measurement of the recipes)' if args.quick else ''}\n\n{table(rows)}\n")
-    from exoml.runs import atomic_write_text
+    from exoml.toolkit.runs import atomic_write_text
     atomic_write_text(out / "bench_images.md", md)
     atomic_write_text(out / "bench_images.json", json.dumps(rows, indent=2) + "\n")
     print("\n" + md + f"\n({time.time() - t0:.0f} s; tables in {out}/bench_images.md, .json)")

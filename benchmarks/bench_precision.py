@@ -18,7 +18,7 @@ import torch.nn as nn
 
 
 def nets():
-    from exoml.tasks import cifar10, fashion_mnist, mnist
+    from exoml.tasks.vision import cifar10, fashion_mnist, mnist
     return {  # name: (builder, batch, image shape)
         "mnist-fast": (lambda: mnist.build_model(mnist.Config(profile="fast")), 128, (1, 28, 28)),
         "mnist-full": (lambda: mnist.build_model(mnist.Config(profile="full")), 128, (1, 28, 28)),
@@ -32,7 +32,7 @@ def nets():
 
 def bench_step(build, batch: int, shape, precision: str, channels_last: bool, steps: int, device) -> float:
     """Seconds per training step (forward, loss, backward, AdamW step), median of `steps` after 3 warm-ups."""
-    from exoml.train import autocast
+    from exoml.toolkit.train import autocast
     torch.manual_seed(0)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = build().to(device, memory_format=fmt).train()
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: the library default)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     args = p.parse_args(argv)
-    from exoml.train import device_name, pick_device, uses_bf16
+    from exoml.toolkit.train import device_name, pick_device, uses_bf16
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)

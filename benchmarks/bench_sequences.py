@@ -38,7 +38,7 @@ def _met(value: float, target: str) -> bool:
 
 
 def run_row(name: str, seeds: list[int], out: Path, quick: bool) -> dict:
-    from exoml.cli import execute, task_config
+    from exoml.runner import execute, task_config
     task, flags, hw, targets = ROWS[name]
     per_seed = []
     for seed in seeds:

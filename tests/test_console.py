@@ -69,7 +69,7 @@ def test_deprecations_in_exoml_fail_the_suite():
     """pyproject's filterwarnings turns a deprecation attributed to an exoml module into an error."""
     import warnings
     with pytest.raises(DeprecationWarning):
-        warnings.warn_explicit("old API", DeprecationWarning, "x.py", 1, module="exoml.tasks.mnist")
+        warnings.warn_explicit("old API", DeprecationWarning, "x.py", 1, module="exoml.tasks.vision.mnist")
     with pytest.raises(FutureWarning):
         warnings.warn_explicit("old API", FutureWarning, "x.py", 1, module="exoml")
     with warnings.catch_warnings(record=True):  # another package's own deprecations stay warnings

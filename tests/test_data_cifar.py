@@ -12,8 +12,7 @@ from PIL import Image
 
 from exoml import data
 from exoml.data import DataError
-from exoml.data.cifar import (CIFAR10, CIFAR100, COARSE_CLASSES, COARSE_OF_FINE, FINE_CLASSES,
-                              SUPERCLASSES)
+from exoml.data.cifar import CIFAR10, CIFAR100, COARSE_CLASSES, COARSE_OF_FINE, FINE_CLASSES, SUPERCLASSES
 
 from conftest import shared
 from fixtures.cifar import encode, write_cifar_binary, write_cifar_shards, write_tar

@@ -109,7 +109,7 @@ def test_tasks_without_data_parallel_refuse_torchrun(monkeypatch, capsys):
 
 
 def test_global_batch_must_split_over_ranks(monkeypatch):
-    from exoml import distributed
+    from exoml.toolkit import distributed
     from exoml.errors import ExomlError
     monkeypatch.setattr(distributed, "world_size", lambda: 3)
     assert distributed.local_batch(96) == 32
@@ -118,9 +118,9 @@ def test_global_batch_must_split_over_ranks(monkeypatch):
 
 
 def test_non_finite_loss_names_the_step_and_keeps_the_checkpoint(tmp_path):
-    from exoml.runs import Run
-    from exoml.tasks import _vision_loop as L
-    from exoml.train import TrainingError
+    from exoml.toolkit.runs import Run
+    from exoml.tasks.vision import loop
+    from exoml.toolkit.train import TrainingError
     torch.manual_seed(0)
     x = torch.randint(0, 256, (40, 1, 4, 4), dtype=torch.uint8)
     y = torch.randint(0, 2, (40,))
@@ -134,6 +134,6 @@ def test_non_finite_loss_names_the_step_and_keeps_the_checkpoint(tmp_path):
     run = Run(tmp_path)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(TrainingError, match=r"at step 7 \(epoch 2\); the checkpoint of epoch 1 is kept"):
-        L.fit(model, x, y, loss_fn, [opt], [], epochs=3, batch_size=10, run=run)
+        loop.fit(model, x, y, loss_fn, [opt], [], epochs=3, batch_size=10, run=run)
     with safe_open(str(tmp_path / "checkpoint.safetensors"), "pt") as fh:
         assert json.loads(fh.metadata()["progress"])["epoch"] == 1  # the last good epoch

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from exoml import data, runs, train
+from exoml import data
+from exoml.toolkit import runs, train
 from exoml.cli import main
-from exoml.config import Common, ConfigError, add_config_args, build_config
+from exoml.toolkit.config import Common, ConfigError, add_config_args, build_config
 from exoml.data.core import DataError, iter_tar
 from exoml.data.mnist import parse_idx
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from exoml import runs
+from exoml.toolkit import runs
 from exoml.cli import main
-from exoml.report import img, md_table, render
+from exoml.toolkit.report import img, md_table, render
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",

@@ -82,7 +82,7 @@ def _tiny_fit(run, interrupt_at=None):
     this process a SIGINT during step `interrupt_at`."""
     import numpy as np
     import torch
-    from exoml.tasks import _vision_loop as L
+    from exoml.tasks.vision import loop
     torch.manual_seed(0)
     np.random.seed(0)
     x = torch.randint(0, 256, (60, 1, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
@@ -97,13 +97,13 @@ def _tiny_fit(run, interrupt_at=None):
         if calls["n"] == interrupt_at:
             signal.raise_signal(signal.SIGINT)  # arrives in the middle of a step
         return xb + 0.05 * torch.randn_like(xb) * float(np.random.random()), yb
-    history = L.fit(model, x, y, torch.nn.functional.cross_entropy, [opt], [sched], epochs=5, batch_size=10,
+    history = loop.fit(model, x, y, torch.nn.functional.cross_entropy, [opt], [sched], epochs=5, batch_size=10,
                     augment=augment, run=run)
     return model, history
 
 
 def test_signal_mid_epoch_checkpoints_between_steps_and_resume_is_exact(tmp_path):
-    from exoml.runs import Run
+    from exoml.toolkit.runs import Run
     ref_model, ref_history = _tiny_fit(Run(tmp_path / "ref"))
     with pytest.raises(KeyboardInterrupt):
         _tiny_fit(Run(tmp_path / "cut"), interrupt_at=15)  # step 15 = the 3rd step of epoch 3

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from exoml import data, fid
+from exoml import data
+from exoml.tasks.generative import fid
 from exoml.cli import main
 
 from fixtures.mnist import write_mnist
@@ -110,7 +111,7 @@ def test_generate_needs_a_generative_task(capsys):
 @pytest.mark.parametrize("conditional", [False, True])
 def test_networks_shapes_at_every_depth(depth, conditional):
     import torch
-    from exoml.tasks._gan_model import Discriminator, Generator
+    from exoml.tasks.generative.gan_model import Discriminator, Generator
     g, d = Generator(8, 4, conditional, depth), Discriminator(4, conditional, True, depth)
     y = torch.arange(5) % 10 if conditional else None
     x = g(torch.randn(5, 8), y)
@@ -122,7 +123,7 @@ def test_networks_shapes_at_every_depth(depth, conditional):
 
 def test_lr_decay_holds_then_falls_linearly_to_zero():
     import torch
-    from exoml.tasks.gan import linear_decay
+    from exoml.tasks.generative.gan import linear_decay
     w = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.Adam([w], lr=1e-3)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, linear_decay(100, 0.5))

@@ -12,8 +12,8 @@ from PIL import Image
 
 from exoml import data
 from exoml.cli import main
-from exoml.tasks import _augment as A, _vision as V, _vision_report as R
-from exoml.tasks._muon import Muon
+from exoml.tasks.vision import augment, common as vision, report as vision_report
+from exoml.tasks.vision.muon import Muon
 
 from fixtures.cifar import binary_records, write_cifar_binary
 from fixtures.mnist import write_mnist
@@ -107,14 +107,14 @@ def test_quick_run_learns(trained, task):
 
 
 def test_fashion_model_has_no_convolutions():
-    from exoml.tasks import fashion_mnist
+    from exoml.tasks.vision import fashion_mnist
     model = fashion_mnist.build_model()
     assert not any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
     assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
 
 
 def test_mnist_model_api_for_other_tasks(trained):
-    from exoml.tasks import mnist
+    from exoml.tasks.vision import mnist
     assert mnist.NAME == "mnist"
     model = mnist.build_model().eval()
     x = torch.rand(4, 1, 28, 28)
@@ -147,7 +147,7 @@ def test_predict_white_background_digit(trained, tmp_path, capsys):
     probs = [float(l.split()[-1]) for l in lines]
     assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001
     assert (run / "predictions" / "one.png").stat().st_size > 1000
-    prepared = R.prepare_image(img, 28, True, "digit")
+    prepared = vision_report.prepare_image(img, 28, True, "digit")
     assert prepared[0].max() == 0 and prepared[14].max() > 200  # inverted: black border, bright stroke
 
 
@@ -183,41 +183,41 @@ def test_predict_without_a_run(tmp_path, capsys):
 def test_translate_is_a_shift_and_flip_mirrors():
     x = torch.arange(2 * 3 * 6 * 6, dtype=torch.float32).view(2, 3, 6, 6)
     torch.manual_seed(0)
-    out = A.translate(x, 2, mode="constant")
+    out = augment.translate(x, 2, mode="constant")
     for i in range(2):  # each output is the input moved by the same (dy, dx) in every channel
         hits = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
                 if torch.equal(out[i], torch.roll(
                     torch.nn.functional.pad(x[i], (2,) * 4), (dy, dx), (1, 2))[:, 2:8, 2:8])]
         assert hits, i
-    assert torch.equal(A.flip(x, torch.tensor([True, False]))[0], x[0].flip(-1))
-    assert torch.equal(A.translate(x, 0), x)
+    assert torch.equal(augment.flip(x, torch.tensor([True, False]))[0], x[0].flip(-1))
+    assert torch.equal(augment.translate(x, 0), x)
 
 
 def test_cutmix_targets_are_probabilities():
     np.random.seed(0)
     x, y = torch.rand(8, 3, 32, 32), torch.arange(8)
-    xm, t = A.cutmix(x, y, 100, prob=1.0)
+    xm, t = augment.cutmix(x, y, 100, prob=1.0)
     assert t.shape == (8, 100) and torch.allclose(t.sum(1), torch.ones(8))
     mixed = t.max(1).values < 1  # (an image paired with itself keeps its one label)
     assert not torch.equal(xm, x) and mixed.any() and torch.allclose(t.max(1).values[mixed], t.max(1).values[mixed][0])
-    _, t0 = A.cutmix(x, y, 100, prob=0.0)
+    _, t0 = augment.cutmix(x, y, 100, prob=0.0)
     assert torch.equal(t0.argmax(1), y)
 
 
 def test_tta_views_and_cutout():
     x = torch.rand(2, 3, 8, 8)
-    assert [len(g) for g in V.tta_views(x, "flip_translate")] == [2, 4]
-    assert [len(g) for g in V.tta_views(x, "none")] == [1]
-    out = A.cutout(x, 3, torch.zeros(1, 3, 1, 1))
+    assert [len(g) for g in vision.tta_views(x, "flip_translate")] == [2, 4]
+    assert [len(g) for g in vision.tta_views(x, "none")] == [1]
+    out = augment.cutout(x, 3, torch.zeros(1, 3, 1, 1))
     assert ((out == 0).all(1).sum((1, 2)) >= 4).all()  # at least a clipped 2x2 corner of the square
 
 
 def test_profiles_fill_only_unset_settings():
-    from exoml.tasks import mnist
-    cfg = V.apply_profile(mnist.Config(profile="fast", epochs=3), mnist.PROFILES)
+    from exoml.tasks.vision import mnist
+    cfg = vision.apply_profile(mnist.Config(profile="fast", epochs=3), mnist.PROFILES)
     assert cfg.epochs == 3 and cfg.width == mnist.PROFILES["fast"]["width"]
     with pytest.raises(Exception, match="unknown profile"):
-        V.apply_profile(mnist.Config(profile="huge"), mnist.PROFILES)
+        vision.apply_profile(mnist.Config(profile="huge"), mnist.PROFILES)
 
 
 def test_muon_keeps_filter_norm_and_descends():
@@ -240,7 +240,7 @@ def test_muon_keeps_filter_norm_and_descends():
 
 
 def test_cifar10_whitening_decorrelates_patches():
-    from exoml.tasks import cifar10
+    from exoml.tasks.vision import cifar10
     torch.manual_seed(0)
     net = cifar10.Net([8, 8, 8])
     x = torch.randn(64, 3, 32, 32)
@@ -256,7 +256,7 @@ def test_benchmark_script_tables(tmp_path, monkeypatch):
     """benchmarks/bench_images.py: rows, seeds, mean/std, target check and the written tables
     (the task runs themselves are replaced by a stub: they are tested above)."""
     import importlib.util
-    import exoml.cli
+    import exoml.runner
     script = Path(__file__).parents[1] / "benchmarks" / "bench_images.py"
     spec = importlib.util.spec_from_file_location("bench_images", script)
     bench = importlib.util.module_from_spec(spec)
@@ -268,7 +268,7 @@ def test_benchmark_script_tables(tmp_path, monkeypatch):
         acc = 0.991 if cfg.seed == 0 else 0.989
         return tmp_path / f"{task}-{cfg.seed}", {"accuracy": acc, "time_to_result_s": 100.0 + cfg.seed,
                                                 "train_time_s": 90.0, "device": "cpu (test)"}
-    monkeypatch.setattr(exoml.cli, "execute", fake_execute)
+    monkeypatch.setattr(exoml.runner, "execute", fake_execute)
     assert bench.main(["--rows", "mnist-fast", "--seeds", "2", "--out", str(tmp_path)]) == 0
     assert calls == [("mnist", 0, False, "fast"), ("mnist", 1, False, "fast")]
     rows = json.loads((tmp_path / "bench_images.json").read_text())
@@ -287,21 +287,21 @@ def test_precision_picks_bf16_only_where_asked_or_native():
     (and on CUDA); a matmul under the context shows which."""
     cpu = torch.device("cpu")
     a = torch.randn(4, 4)
-    with V.autocast(cpu, "fp32"):
+    with vision.autocast(cpu, "fp32"):
         assert (a @ a).dtype == torch.float32
-    with V.autocast(cpu, "bf16"):
+    with vision.autocast(cpu, "bf16"):
         assert (a @ a).dtype == torch.bfloat16
-    with V.autocast(cpu, "auto"):
-        assert (a @ a).dtype == (torch.bfloat16 if V.cpu_has_bf16() else torch.float32)
-    with pytest.raises(V.ExomlError, match="unknown precision"):
-        V.autocast(cpu, "fp8")
+    with vision.autocast(cpu, "auto"):
+        assert (a @ a).dtype == (torch.bfloat16 if vision.cpu_has_bf16() else torch.float32)
+    with pytest.raises(vision.ExomlError, match="unknown precision"):
+        vision.autocast(cpu, "fp8")
 
 
 @pytest.mark.parametrize("task", TASKS)
 def test_precision_flag(task, capsys):
     """Every image task takes --precision (recorded in config.json like any setting); a typo is
     refused by the parser with a one-line error."""
-    from exoml.cli import task_config
+    from exoml.runner import task_config
     _, cfg = task_config(task, ["--precision", "fp32"])
     assert cfg.precision == "fp32"
     with pytest.raises(SystemExit) as e:
@@ -321,4 +321,4 @@ def test_precision_benchmark_prints_one_row_per_setting(capsys):
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| mnist-fast |")]
     assert len(rows) == 4 and rows[0].endswith("| 1.00x |")
-    assert f"auto means {'bf16' if V.cpu_has_bf16() else 'fp32'} here" in out
+    assert f"auto means {'bf16' if vision.cpu_has_bf16() else 'fp32'} here" in out

@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 import torch
 
-from exoml import data, text
-from exoml import timeseries as ts
+from exoml import data
+from exoml.tasks.text import tokens as text
+from exoml.tasks.timeseries import series as ts
 from exoml.cli import main
 
 from fixtures.electricity import write_power
@@ -93,7 +94,7 @@ def test_imdb_quick_run_end_to_end(trained):
 
 def test_imdb_interrupted_run_resumes_to_the_same_result(trained, monkeypatch, tmp_path):
     import csv
-    from exoml import train
+    from exoml.toolkit import train
     ref, _ = trained("imdb")
     monkeypatch.setenv("EXOML_DATA", str(_home(ref)))
     data._loaded.clear()
@@ -150,7 +151,7 @@ def test_tokenize_pad_and_vocabulary_cut():
 
 
 def test_masked_bidirectional_rnn_ignores_padding():
-    from exoml.tasks.imdb import SentimentRNN
+    from exoml.tasks.text.imdb import SentimentRNN
     torch.manual_seed(0)
     for pooling in ("max", "mean", "last"):
         model = SentimentRNN(50, 8, 6, layers=2, rnn="lstm", pooling=pooling, dropout=0.0).eval()

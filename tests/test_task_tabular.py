@@ -145,7 +145,7 @@ def test_iris_reproduces_kmeans_and_predicts(tmp_path, capsys):
 
 
 def test_iris_matching_handles_more_clusters_than_species():
-    from exoml.tasks.iris import matching
+    from exoml.tasks.tabular.iris import matching
     y = np.array([0, 0, 1, 1, 2, 2, 2])
     lab = np.array([3, 3, 0, 0, 1, 2, 2])  # 4 clusters
     one_to_one = matching(y, lab)
@@ -156,7 +156,7 @@ def test_iris_matching_handles_more_clusters_than_species():
 # ---------------------------------------------------------------- kddcup -------------
 
 def test_kdd_preprocessing_uses_training_statistics_only():
-    from exoml.tasks.kddcup import ONE_HOT, encode, features, fit_prep
+    from exoml.tasks.tabular.kddcup import ONE_HOT, encode, features, fit_prep
     from fixtures.kddcup import FEATURES
     lines = [kdd_row(i, "normal").rstrip(".\n").split(",")[:41] for i in range(6)]
     df = pd.DataFrame(lines, columns=FEATURES)

@@ -31,6 +31,19 @@ def _trials(db: str) -> list:
     return optuna.load_study(study_name="s", storage=db).trials
 
 
+def _completed_trials(db) -> int:
+    """Completed trials in a study database that another process may still be creating: read with
+    plain sqlite3, read-only (opening it with optuna would race the writer's schema set-up)."""
+    import sqlite3
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+            return con.execute("SELECT count(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+    except sqlite3.Error:  # the schema is not there yet, or the file is locked for a moment
+        return 0
+
+
 def test_tune_study_resumes_and_best_config_runs(tiny_mnist, capsys):
     out = tiny_mnist / "runs"
     args = ["tune", "mnist", "--study", "s", "--out", str(out), *QUICK]
@@ -109,11 +122,8 @@ def test_tune_resumes_after_a_real_interruption(tiny_mnist):
     db = out / "mnist" / "tune-s" / "study.db"
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
-        try:
-            if db.exists() and any(t.state.name == "COMPLETE" for t in _trials(f"sqlite:///{db}")):
-                break
-        except KeyError:  # the database exists but the study is not created yet
-            pass
+        if _completed_trials(db):
+            break
         time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=120)

@@ -21,8 +21,8 @@ import numpy as np
 
 from .errors import ExomlError
 from .htmlreport import headline
-from .report import img, md_table
-from .runs import atomic_write_text
+from .toolkit.report import img, md_table
+from .toolkit.runs import atomic_write_text
 
 
 def parse_axes(rest: list[str]) -> tuple[dict[str, list[str]], list[str]]:
@@ -41,7 +41,7 @@ def parse_axes(rest: list[str]) -> tuple[dict[str, list[str]], list[str]]:
 
 
 def compare(task: str, rest: list[str], seeds: int = 1) -> Path:
-    from .cli import execute, task_config
+    from .runner import execute, task_config
     import matplotlib.pyplot as plt
     axes, fixed = parse_axes(rest)
     if not axes and seeds < 2:

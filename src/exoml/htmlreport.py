@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .errors import ExomlError
-from .runs import atomic_write_text, latest_run
+from .toolkit.runs import atomic_write_text, latest_run
 from .tasks import TASKS
 
 # The published figure each exercise is usually compared with, and where it comes from.

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from .errors import ExomlError
-from .report import img, md_table
-from .runs import atomic_write_text, write_json
+from .toolkit.report import img, md_table
+from .toolkit.runs import atomic_write_text, write_json
 
 # Validation metrics we know how to optimise, first match wins: (history column, direction).
 OBJECTIVES = (("val_accuracy", "maximize"), ("val_f1", "maximize"), ("val_r2", "maximize"),
@@ -114,7 +114,7 @@ def _storage(url: str):
 def tune(task: str, argv: list[str], trials: int, timeout: float | None = None, storage: str | None = None,
          study_name: str | None = None, space_file: str | None = None, metric: str | None = None) -> Path:
     import optuna
-    from .cli import execute, task_config
+    from .runner import execute, task_config
     mod, base = task_config(task, argv, prog="exoml tune")
     study_name = study_name or "default"
     folder = Path(base.out) / task / f"tune-{study_name}"

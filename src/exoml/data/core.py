@@ -27,7 +27,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..errors import ExomlError
-from ..runs import atomic_write_text
+from ..toolkit.runs import atomic_write_text
 
 
 class DataError(ExomlError):

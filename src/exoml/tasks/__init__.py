@@ -39,8 +39,13 @@ TASKS: dict[str, TaskInfo] = {t.name: t for t in (
 )}
 
 
+FAMILIES = {"vision": ("mnist", "fashion-mnist", "cifar10", "cifar100"), "text": ("imdb",),
+            "timeseries": ("electricity",), "tabular": ("boston", "iris", "kddcup"), "generative": ("gan",)}
+
+
 def module_name(task: str) -> str:
-    return "exoml.tasks." + task.replace("-", "_")
+    family = next(f for f, tasks in FAMILIES.items() if task in tasks)
+    return f"exoml.tasks.{family}.{task.replace('-', '_')}"
 
 
 def available(task: str) -> bool:

@@ -1,0 +1,112 @@
+"""Build a task's settings and execute runs: what the CLI, tune, compare and the benchmarks share.
+
+    mod, cfg = task_config("mnist", ["--quick", "--seed", "1"])   # the task's flags, resolved
+    path, metrics = execute("mnist", mod, cfg)                     # one run folder, completed
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .errors import ExomlError
+
+
+def task_config(task: str, argv: list[str], prog: str = "exoml run"):
+    """(task module, resolved Config) from the task's generated flags."""
+    from .toolkit.config import add_config_args, build_config
+    from .tasks import load_task
+    mod = load_task(task)
+    parser = argparse.ArgumentParser(prog=f"{prog} {task}", description=(mod.__doc__ or "").split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_config_args(parser, mod.Config)
+    parser.add_argument("--config", metavar="FILE.json", help="settings from a JSON file (flags win over it)")
+    if prog == "exoml run":
+        parser.add_argument("--resume", metavar="RUN_DIR", type=Path,
+                            help="continue an interrupted run in its own folder, with its own settings")
+    given = vars(parser.parse_args(argv))
+    resume = given.pop("resume", None)
+    if resume is not None:  # the run's own settings, nothing else
+        _interrupted_run(task, resume)
+        cfg = build_config(mod.Config, {}, None, str(resume / "config.json"))
+        cfg.out = str(resume.parent.parent)
+        cfg.resume = resume  # not a setting: tells execute() to reopen this folder
+        return mod, cfg
+    return mod, build_config(mod.Config, given, getattr(mod, "QUICK", {}), given.pop("config", None))
+
+
+def _interrupted_run(task: str, path: Path) -> None:
+    import json
+    try:
+        info = json.loads((path / "config.json").read_text())
+        status = json.loads((path / "status.json").read_text()).get("status")
+    except (OSError, ValueError):
+        raise ExomlError(f"{path} is not an exoml run folder") from None
+    if info.get("task") != task:
+        raise ExomlError(f"{path} is a run of {info.get('task')!r}, not of {task!r}")
+    if status == "complete":
+        raise ExomlError(f"{path} is already complete: nothing to resume")
+    if not (path / "checkpoint.safetensors").exists():
+        raise ExomlError(f"{path} has no checkpoint (it stopped before its first epoch ended, or this task "
+                         "does not checkpoint): start it again with `exoml run`")
+
+
+def execute(task: str, mod, cfg, out: str | Path | None = None, on_epoch=None) -> tuple[Path, dict]:
+    """Run one configured task in a new run folder; `on_epoch(row)` sees each history row too."""
+    from .toolkit import distributed
+    from .toolkit.config import to_dict
+    from .toolkit.runs import finish, new_run
+    if distributed.launched() and not getattr(mod, "DISTRIBUTED", False):
+        raise ExomlError(f"{task} does not train data-parallel: run it without torchrun "
+                         "(the image tasks mnist, fashion-mnist, cifar10 and cifar100 do)")
+    distributed.init(cfg.device)
+    resume = getattr(cfg, "resume", None)
+    with new_run(task, to_dict(cfg), out or cfg.out, resume=resume) as run:
+        if run.writes:
+            print(f"[{task}] run folder: {run.path}", flush=True)
+        if on_epoch is not None:  # e.g. tune's pruning hook, after the row is safely in history.csv
+            log = run.log_epoch
+
+            def log_and_report(row):
+                log(row)
+                on_epoch(row)
+            run.log_epoch = log_and_report
+        metrics, report = mod.run(cfg, run)
+        finish(run, metrics, report)
+    return run.path, metrics
+
+
+def run_task(task: str, argv: list[str]) -> Path:
+    """`exoml run TASK ...`: parse, run, print the headline numbers; returns the run folder."""
+    mod, cfg = task_config(task, argv)
+    path, metrics = execute(task, mod, cfg)
+    if not metrics:  # a torchrun rank other than 0: rank 0 reports
+        return path
+    headline = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in list(headline.items())[:6])
+    print(f"[{task}] done: {shown}\n[{task}] report: {path / 'report.md'}", flush=True)
+    return path
+
+
+def run_all(argv: list[str]) -> int:
+    """`exoml run all ...`: every task in turn; one task's failure does not stop the others.
+    Returns the number of failed tasks."""
+    from .tasks import TASKS, available
+    runnable = [t for t in TASKS if available(t)]
+    failed, t0 = [], time.time()
+    for i, task in enumerate(runnable, 1):
+        print(f"\n=== [{i}/{len(runnable)}] {task} ({time.time() - t0:.0f}s elapsed) ===", flush=True)
+        try:
+            run_task(task, argv)
+        except KeyboardInterrupt:
+            raise
+        except SystemExit as e:  # argparse rejected a flag for this task
+            failed.append((task, f"bad arguments (exit {e.code})"))
+        except Exception as e:  # one task's failure must not stop the others
+            failed.append((task, f"{type(e).__name__}: {e}"))
+            print(f"[{task}] FAILED: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+    print(f"\nran {len(runnable)} tasks in {time.time() - t0:.0f}s: {len(runnable) - len(failed)} ok, {len(failed)} failed")
+    for task, err in failed:
+        print(f"  {task}: {err}")
+    return len(failed)

@@ -1,0 +1,49 @@
+"""The GAN task's judge: the project's own MNIST CNN that measures generated digits (FID on its
+penultimate features, its confidence, its class shares). Either a complete `mnist` run (a fixed
+judge, so runs compare), or the mnist task's network trained here on the training split with
+plain cross-entropy, saved beside the GAN as judge.safetensors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from ...toolkit import train, weights
+from ...errors import ExomlError
+from ...toolkit.runs import Run
+
+
+def get_judge(cfg, mnist, run: Run, device) -> tuple[nn.Module, str]:
+    """The MNIST CNN that measures the digits: a complete `mnist` run, else one trained here."""
+    from ..vision import mnist as judge_task
+    if cfg.judge != "train":
+        try:
+            path, _ = weights.open_run("mnist", None if cfg.judge == "auto" else Path(cfg.judge), cfg.out)
+        except ExomlError:
+            if cfg.judge != "auto":
+                raise
+        else:
+            return judge_task.load_classifier(path, device=device), f"mnist run {path}"
+    return train_judge(cfg, mnist, judge_task, run, device), "trained here on the training split (judge.safetensors)"
+
+
+def train_judge(cfg, mnist, judge_task, run: Run, device) -> nn.Module:
+    """The mnist task's network (profile cfg.judge_profile) and optimizer, trained briefly on the training
+    split with plain cross-entropy: no label smoothing, so its confidence means what it says."""
+    from ..vision import common as vision, loop
+    jcfg = vision.apply_profile(judge_task.Config(profile=cfg.judge_profile), judge_task.PROFILES)
+    n = min(cfg.judge_n_train or len(mnist.y_train), len(mnist.y_train))
+    x, y = vision.nchw(mnist.x_train[:n]).to(device), torch.from_numpy(mnist.y_train[:n]).to(device)
+    model = judge_task.build_model(jcfg)
+    model.norm.set_stats(*vision.channel_stats(x))  # input statistics of the training split
+    model = model.to(device, memory_format=vision.memory_format(device))
+    opt = train.make_optimizer(jcfg.optimizer, model.parameters(), jcfg.lr, jcfg.weight_decay)
+    max_steps = 1 if cfg.dry_run else None
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, loop.one_cycle(loop.total_steps(n, jcfg.batch_size, cfg.judge_epochs,
+                                                                             max_steps), jcfg.warmup))
+    loop.fit(model, x, y, train.make_loss("cross_entropy"), [opt], [sched], epochs=cfg.judge_epochs,
+          batch_size=jcfg.batch_size, max_steps=max_steps, desc="judge")
+    run.save_weights(train.state_dict_for_save(model), "judge.safetensors",
+                     meta={"task": "mnist", "role": "gan judge", "profile": cfg.judge_profile})
+    return model.eval()

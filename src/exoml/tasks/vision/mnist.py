@@ -1,0 +1,187 @@
+"""MNIST digit classification with a compact CNN (two conv stages with BatchNorm, a fully
+connected feature layer, a linear head).
+
+Data: MNIST, 60,000 training images (5,000 held out for validation) and the official 10,000 test
+images, 28x28 grey. Recipe: random rotation/zoom/shift as one batched affine warp, label smoothing,
+AdamW with a one-cycle learning rate (linear warm-up, linear decay to 0).
+
+Profiles (`--profile`): `full` (default; aimed at >= 99.6% test accuracy) and `fast` (aimed at
+>= 99.0% within 2 minutes on a 2-core CPU).
+Measured (official test split, 2026-11-25, a quiet 2-core x86-64 CPU, 2 threads,
+`python benchmarks/bench_images.py --rows mnist-fast --seeds 3`): the fast profile reaches
+99.26% ± 0.04 (seeds 0-2: 99.31, 99.25, 99.23) in 42 s of training + evaluation (fp32, before
+--precision existed; with bf16: 99.26% ± 0.03 in 33 s): the 2-minute CPU target is met. The full
+profile reaches 99.69% ± 0.04 (seeds 0-2: 99.66, 99.73, 99.69): the 99.6% target is met, in 51-70
+min per seed (`OMP_NUM_THREADS=1 python benchmarks/bench_images.py --rows mnist-full`, seeds spread
+over two processes with --first-seed, bf16 autocast, the 2-core AMD EPYC shared with 2-4 other jobs).
+Not measured: the GPU time target (99.5% in 5 s).
+
+    exoml run mnist                      # full recipe
+    exoml run mnist --profile fast       # the short CPU recipe
+    exoml predict mnist digit.png        # any PNG/JPEG/WebP; dark-on-white digits are inverted
+
+For other tasks (the GAN's classifier score): `build_model(cfg)` returns the network; it takes
+float images in [0, 1] of shape (N, 1, 28, 28), normalises them itself (the training mean/std are
+buffers saved with the weights) and returns logits (N, 10); `model.features(x)` gives the
+penultimate layer (N, hidden). `load_classifier(run=None)` loads a trained run's weights.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from . import augment, common as vision, loop, report
+from ...toolkit.train import make_loss, make_optimizer, pick_device, seed_everything
+
+NAME = "mnist"
+DISTRIBUTED = True  # trains data-parallel under torchrun (exoml.toolkit.distributed)
+
+
+@dataclass
+class Config(vision.ImageCommon):
+    profile: str = field(default="full", metadata={
+        "help": "full (the accurate recipe) | fast (the 2-minute CPU recipe)", "choices": ["full", "fast"]})
+    width: int | None = field(default=None, metadata={
+        "help": "channels of the first conv stage, doubled in the second (profile: full 32, fast 16)"})
+    convs: int | None = field(default=None, metadata={"help": "3x3 conv layers per stage (profile: full 2, fast 1)"})
+    hidden: int | None = field(default=None, metadata={
+        "help": "units of the feature layer (profile: full 256, fast 128)"})
+    dropout: float = 0.2             # before the linear head
+    epochs: float | None = field(default=None, metadata={
+        "help": "passes over the training split (profile: full 15, fast 2)"})
+    batch_size: int = 128            # images per step
+    loss: str = "cross_entropy"
+    label_smoothing: float = 0.1     # probability mass spread over the other classes
+    optimizer: str = "adamw"         # adam | adamw | sgd | rmsprop
+    lr: float = 3e-3                 # peak learning rate of the one-cycle schedule
+    weight_decay: float = 5e-2       # AdamW decoupled decay (per unit of lr)
+    warmup: float = 0.15             # fraction of the steps spent warming the lr up
+    rotate: float | None = field(default=None, metadata={
+        "help": "max random rotation in degrees (profile: full 10, fast 0)"})
+    zoom: float | None = field(default=None, metadata={
+        "help": "max random zoom, a fraction (profile: full 0.1, fast 0)"})
+    shift: float | None = field(default=None, metadata={
+        "help": "max random shift, a fraction of the side (profile: full 0.1, fast 0.07)"})
+    tta: str = field(default="none", metadata={
+        "help": "test-time augmentation: none | translate (mean over 1-pixel shifts)",
+        "choices": ["none", "translate"]})
+    val_size: int = 5000             # validation images carved from train (0: train on all 60,000)
+    train_subset: int = 0            # use only this many training images (0: all; smoke runs)
+    test_subset: int = 0             # evaluate on a fixed random N test images (0: all of the official test split)
+    metrics: list[str] = field(default_factory=lambda: ["accuracy"])
+
+PROFILES = {
+    "full": dict(width=32, convs=2, hidden=256, epochs=15, rotate=10.0, zoom=0.1, shift=0.1),
+    "fast": dict(width=16, convs=1, hidden=128, epochs=2, rotate=0.0, zoom=0.0, shift=0.07),
+}
+QUICK = dict(profile="fast", width=8, hidden=32, epochs=1, train_subset=600, val_size=100, test_subset=500,
+             batch_size=64)
+
+
+# ---------------------------------------------------------------- model ---------------
+
+class Net(nn.Module):
+    """[conv3x3-BN-ReLU] x convs, max-pool, [conv3x3-BN-ReLU] x convs (twice the channels), max-pool,
+    flatten, linear-BN-ReLU (the features), dropout, linear (the logits)."""
+
+    def __init__(self, width: int = 32, convs: int = 2, hidden: int = 256, dropout: float = 0.2):
+        super().__init__()
+        self.norm = vision.Normalize(1)
+        layers, c_in = [], 1
+        for stage in range(2):  # 28x28 -> 14x14 -> 7x7
+            c_out = width * 2 ** stage
+            for _ in range(convs):
+                layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                           nn.ReLU(inplace=True)]
+                c_in = c_out
+            layers.append(nn.MaxPool2d(2))
+        self.body = nn.Sequential(*layers)
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(c_in * 7 * 7, hidden, bias=False), nn.BatchNorm1d(hidden),
+                                nn.ReLU(inplace=True))
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, 10))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate-layer features (N, hidden) of images in [0, 1], (N, 1, 28, 28)."""
+        return self.fc(self.body(self.norm(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def build_model(cfg: Config | None = None) -> Net:
+    """The network of `cfg` (default: the full profile), profile settings filled in."""
+    cfg = vision.apply_profile(cfg or Config(), PROFILES)
+    return Net(cfg.width, cfg.convs, cfg.hidden, cfg.dropout)
+
+
+def load_classifier(run: str | Path | None = None, out: str | Path = "runs", device: str = "cpu") -> Net:
+    """A trained MNIST classifier (eval mode) from `run`, or the latest complete run under `out`."""
+    from ...toolkit.weights import load_state, open_run
+    run_dir, info = open_run(NAME, Path(run) if run else None, out)
+    model = build_model(vision.config_from_run(Config, info))
+    load_state(model, run_dir / "model.safetensors", NAME)
+    return model.to(device).eval()
+
+
+# ---------------------------------------------------------------- run -----------------
+
+def run(cfg: Config, run) -> tuple[dict, str]:
+    cfg = vision.apply_profile(cfg, PROFILES, run)
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    torch.backends.cudnn.benchmark = True
+
+    # data: uint8 on the device, statistics from the training split, explore figures
+    d = vision.load_data(NAME, cfg, device)
+    if run.writes:  # explore: samples, class balance, pixel statistics
+        d.md += report.explore(run, d.x_train, d.y_train, d.classes, d.mean, d.std)
+
+    # model, loss and optimizer by name, one-cycle schedule
+    model = build_model(cfg)
+    model.norm.set_stats(d.mean, d.std)
+    model = model.to(device, memory_format=vision.memory_format(device))
+    loss_fn = make_loss(cfg.loss, label_smoothing=cfg.label_smoothing)
+    opt = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
+    steps = loop.total_steps(len(d.ty_train), cfg.batch_size, cfg.epochs, 1 if cfg.dry_run else None)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, loop.one_cycle(steps, cfg.warmup))
+
+    def augment_batch(xb, yb, idx, epoch):  # digits are not mirror-symmetric: no flips
+        if cfg.rotate or cfg.zoom or cfg.shift:
+            xb = augment.affine(xb, cfg.rotate, cfg.zoom, cfg.shift)
+        return xb, yb
+
+    # train
+    cpu0 = time.process_time()
+    with vision.Timer(device) as t_train:
+        history = loop.fit(model, d.tx_train, d.ty_train, loss_fn, [opt], [sched], epochs=cfg.epochs,
+                        batch_size=cfg.batch_size, augment=augment_batch, val=d.val, metrics=cfg.metrics,
+                        on_epoch=run.log_epoch, max_steps=1 if cfg.dry_run else None, desc=NAME, run=run,
+                        precision=cfg.precision)
+    cpu_s = time.process_time() - cpu0
+
+    # evaluate on the official test split
+    with vision.Timer(device) as t_eval:
+        logits = vision.predict_logits(model, d.tx_test, cfg.tta, pad_mode="constant", precision=cfg.precision)
+    intro = (f"A compact CNN ({cfg.convs} conv layer(s) per stage, width {cfg.width}) trained on MNIST with the "
+             f"`{cfg.profile}` profile: {cfg.epochs:g} epochs, affine augmentation (rotation {cfg.rotate:g} deg, zoom "
+             f"{cfg.zoom:g}, shift {cfg.shift:g}), label smoothing {cfg.label_smoothing:g}, {cfg.optimizer} with a "
+             f"one-cycle lr (peak {cfg.lr:g}).")
+    return report.conclude(run, cfg, NAME, "MNIST: CNN digit classifier", intro, model, d, history, logits,
+                      t_train, t_eval, cpu_s, [])
+
+
+# ---------------------------------------------------------------- predict -------------
+
+def add_predict_args(parser) -> None:
+    report.add_predict_args(parser)
+
+
+def predict(args) -> int:
+    """Top-5 digits for one image. A dark digit on light paper is inverted, cropped and centred in a
+    20x20 box inside 28x28, as the MNIST digits are (exoml.tasks.vision.images.load_image)."""
+    return report.predict_image(args, NAME, sys.modules[__name__], size=28, grey=True, mode="digit")

@@ -1,0 +1,281 @@
+"""Training helpers shared by the torch tasks: device, seeding, batches, compile, fit, evaluate.
+
+Short functions, no Trainer class: a task calls them in the order it reads best.
+
+    model = Net().to(device)
+    loss_fn, opt, metrics = compile(model, loss="cross_entropy", optimizer="adam", lr=1e-3,
+                                    metrics=["accuracy"])
+    history = fit(model, (x_train, y_train), loss_fn, opt, epochs=5, batch_size=128,
+                  val=(x_val, y_val), metrics=metrics, on_epoch=run.log_epoch)
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from contextlib import nullcontext
+from functools import cache
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .distributed import local_rank
+from ..errors import ExomlError
+
+
+class TrainingError(ExomlError, RuntimeError):
+    """Training cannot go on (non-finite loss, ...)."""
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' takes CUDA, then Apple's MPS, then the CPU; an explicit name must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():  # under torchrun: this process's own GPU
+            return torch.device("cuda", local_rank())
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda was asked for, but no CUDA device is available")
+    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
+        raise TrainingError(f"unknown device {name!r}: use auto, cpu, cuda or mps")
+    if name == "cuda":
+        return torch.device("cuda", local_rank())
+    return torch.device(name)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
+    """Seed python, numpy and torch; return a torch Generator for data order and augmentation."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+@cache
+def cpu_has_bf16() -> bool:
+    """Does this CPU multiply bf16 natively (AVX512-BF16 or AMX, through oneDNN)? There bf16 autocast
+    trains the image nets 1.6-2.7x faster (benchmarks/bench_precision.py); elsewhere it is slower."""
+    try:
+        return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def uses_bf16(device: torch.device, precision: str = "cuda") -> bool:
+    """Does autocast run in bf16? precision: bf16 (always), fp32 (never), auto (on CUDA and on a CPU
+    with native bf16: the image tasks' --precision), cuda (on CUDA only: the other tasks)."""
+    if precision not in ("auto", "bf16", "fp32", "cuda"):
+        raise ExomlError(f"unknown precision {precision!r}: choose auto, bf16 or fp32")
+    return precision == "bf16" or (precision in ("auto", "cuda") and device.type == "cuda") or (
+        precision == "auto" and device.type == "cpu" and cpu_has_bf16())
+
+
+def autocast(device: torch.device, precision: str = "cuda"):
+    """bf16 mixed precision where uses_bf16 says so, else full precision."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if uses_bf16(device, precision) else nullcontext()
+
+
+def batches(n: int, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
+            drop_last: bool = False) -> Iterator[torch.Tensor]:
+    """Index batches over n rows; the data itself stays put as one tensor (on the device)."""
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    stop = n - n % batch_size if drop_last and n >= batch_size else n
+    for i in range(0, stop, batch_size):
+        yield order[i:i + batch_size]
+
+
+# --- "compile": loss, optimizer and metrics chosen by name -------------------------------
+
+LOSSES: dict[str, Callable[..., nn.Module]] = {
+    "cross_entropy": nn.CrossEntropyLoss,        # logits (N, C), integer targets
+    "binary_cross_entropy": nn.BCEWithLogitsLoss,  # logits (N,), float targets in {0, 1}
+    "mse": nn.MSELoss,
+    "mae": nn.L1Loss,
+    "huber": nn.HuberLoss,
+}
+
+
+def make_loss(name: str, **kwargs) -> nn.Module:
+    key = name.lower().replace("-", "_")
+    key = {"bce": "binary_cross_entropy", "ce": "cross_entropy", "l1": "mae"}.get(key, key)
+    if key not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}: choose from {', '.join(LOSSES)}")
+    return LOSSES[key](**kwargs)
+
+
+def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0, momentum: float = 0.9,
+                   nesterov: bool = True, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Optimizer:
+    key = name.lower()
+    if key == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
+    if key == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay)
+    if key == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0,
+                               weight_decay=weight_decay)
+    if key == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, momentum=0.0, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}: choose from adam, adamw, sgd, rmsprop")
+
+
+def _predicted_labels(outputs: torch.Tensor) -> torch.Tensor:
+    if outputs.ndim == 1 or outputs.shape[-1] == 1:  # binary logits
+        return (outputs.reshape(-1) > 0).long()
+    return outputs.argmax(-1)
+
+
+def _binary_counts(outputs, targets):
+    pred, true = _predicted_labels(outputs), targets.long().reshape(-1)
+    tp = ((pred == 1) & (true == 1)).sum().item()
+    return tp, (pred == 1).sum().item(), (true == 1).sum().item()
+
+
+def _precision(o, t):
+    tp, pp, _ = _binary_counts(o, t)
+    return tp / pp if pp else 0.0
+
+
+def _recall(o, t):
+    tp, _, ap = _binary_counts(o, t)
+    return tp / ap if ap else 0.0
+
+
+def _f1(o, t):
+    p, r = _precision(o, t), _recall(o, t)
+    return 2 * p * r / (p + r) if p + r else 0.0
+
+
+METRICS: dict[str, Callable[[torch.Tensor, torch.Tensor], float]] = {
+    "accuracy": lambda o, t: (_predicted_labels(o) == t.long().reshape(-1)).float().mean().item(),
+    "precision": _precision,   # binary tasks: positive class 1
+    "recall": _recall,
+    "f1": _f1,
+    "mse": lambda o, t: F.mse_loss(o.float(), t.float()).item(),
+    "mae": lambda o, t: F.l1_loss(o.float(), t.float()).item(),
+}
+
+
+def compile(model: nn.Module, loss: str, optimizer: str, lr: float, metrics: list[str] = (),
+            weight_decay: float = 0.0, **opt_kwargs):
+    """Keras-style compile: return (loss module, optimizer, {metric name: fn})."""
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}: choose from {', '.join(METRICS)}")
+    return (make_loss(loss), make_optimizer(optimizer, model.parameters(), lr, weight_decay, **opt_kwargs),
+            {m: METRICS[m] for m in metrics})
+
+
+def one_cycle(optimizer, total_steps: int, warmup: float = 0.2):
+    """Linear warm-up then linear decay to 0: a robust default for short runs."""
+    warm = max(1, int(total_steps * warmup))
+
+    def factor(step):
+        if step < warm:
+            return (step + 1) / warm
+        return max(0.0, (total_steps - step) / max(1, total_steps - warm))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024, device: torch.device | None = None,
+            transform: Callable | None = None) -> torch.Tensor:
+    """Model outputs for every row of x (moved batch by batch to the model's device), on the CPU, float32."""
+    model.eval()
+    device = device or next(model.parameters()).device
+    outs = []
+    for idx in batches(len(x), batch_size):
+        xb = x[idx].to(device, non_blocking=True)
+        if transform is not None:
+            xb = transform(xb)
+        with autocast(device):
+            outs.append(model(xb).float().cpu())
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+def evaluate(model, data, loss_fn, metrics: dict, batch_size: int = 1024, transform=None) -> dict:
+    x, y = data
+    out = predict(model, x, batch_size, transform=transform)
+    y = y.cpu()
+    res = {"loss": loss_fn(out, y.float() if out.ndim == 1 else y).item()}
+    res.update({k: fn(out, y) for k, fn in metrics.items()})
+    return res
+
+
+def fit(model: nn.Module, train: tuple, loss_fn, optimizer, epochs: int, batch_size: int,
+        val: tuple | None = None, metrics: dict | None = None, scheduler=None, generator=None,
+        augment: Callable | None = None, transform: Callable | None = None, on_epoch: Callable | None = None,
+        max_steps: int | None = None, grad_clip: float | None = None, desc: str = "train") -> list[dict]:
+    """Minibatch training with a tqdm bar; one history row per epoch (train loss, val loss/metrics).
+
+    `transform` runs on every batch (train and val) after moving it to the device; `augment`
+    only on training batches. The scheduler, if any, steps once per batch. A non-finite loss
+    raises TrainingError naming the step, before the optimizer applies it."""
+    metrics = metrics or {}
+    device = next(model.parameters()).device
+    x, y = train
+    history, step = [], 0
+    steps_per_epoch = math.ceil(len(x) / batch_size)
+    for epoch in range(1, epochs + 1):
+        model.train()
+        t0, total, seen = time.time(), 0.0, 0
+        bar = tqdm(batches(len(x), batch_size, shuffle=True, generator=generator), total=steps_per_epoch,
+                   desc=f"{desc} {epoch}/{epochs}", leave=False, disable=None)
+        for idx in bar:
+            xb, yb = x[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True)
+            if transform is not None:
+                xb = transform(xb)
+            if augment is not None:
+                xb = augment(xb)
+            with autocast(device):
+                out = model(xb)
+            loss = loss_fn(out.float(), yb.float() if out.ndim == 1 else yb)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"non-finite loss {loss.item()} at epoch {epoch}, step {step}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            total += loss.item() * len(idx)
+            seen += len(idx)
+            step += 1
+            bar.set_postfix(loss=f"{total / seen:.4f}")
+            if max_steps and step >= max_steps:
+                break
+        row = {"epoch": epoch, "train_loss": total / max(seen, 1), "lr": optimizer.param_groups[0]["lr"],
+               "time_s": round(time.time() - t0, 3)}
+        if val is not None:
+            row.update({f"val_{k}": v for k, v in evaluate(model, val, loss_fn, metrics, transform=transform).items()})
+        history.append(row)
+        if on_epoch:
+            on_epoch(row)
+        if max_steps and step >= max_steps:
+            break
+    return history
+
+
+def state_dict_for_save(model: nn.Module) -> dict:
+    """Weights without torch.compile / DDP prefixes, ready for safetensors."""
+    sd = model.state_dict()
+    return {k.removeprefix("_orig_mod.").removeprefix("module."): v for k, v in sd.items()}
