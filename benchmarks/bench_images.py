@@ -1,6 +1,7 @@
 """Time-to-accuracy of the image tasks: one row per task/recipe, several seeds each.
 
-Each run is a normal `exoml run` (a run folder under --out); its metrics.json carries
+Each run is a normal `exoml run` (a run folder under --out), and each row is recorded in
+benchmarks/results/<row>.json (benchmarks/records.py). Its metrics.json carries
 `time_to_result_s` = training + test evaluation, timed with CUDA events on a GPU (the kernels
 run asynchronously) and the wall clock on a CPU. Data loading, explore plots and the report are
 not counted. The table (markdown) and all numbers (JSON) go to <out>/bench_images.{md,json}.
@@ -24,6 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import records  # noqa: E402  (benchmarks/records.py: every measured row is recorded there)
+
 # name: (task, flags, hardware the target is for, accuracy target, seconds target or None)
 ROWS = {
     "mnist-fast": ("mnist", ["--profile", "fast"], "cpu", 0.990, 120),
@@ -37,18 +41,24 @@ ROWS = {
 }
 
 
-def run_row(name: str, seeds: list[int], out: Path, quick: bool) -> dict:
+def run_row(name: str, seeds: list[int], out: Path, quick: bool, results_dir: Path = records.RESULTS) -> dict:
     from exoml.runner import execute, task_config
     task, flags, hw, target, limit = ROWS[name]
-    results = []
+    results, per_seed = [], []
     for seed in seeds:
         argv = flags + ["--seed", str(seed), "--out", str(out)] + (["--quick"] if quick else [])
         mod, cfg = task_config(task, argv)
         path, metrics = execute(task, mod, cfg)
+        per_seed.append(metrics)
         results.append({"seed": seed, "accuracy": metrics["accuracy"], "seconds": metrics["time_to_result_s"],
                         "train_s": metrics["train_time_s"], "device": metrics["device"], "run": str(path)})
         print(f"  {name} seed {seed}: accuracy {metrics['accuracy']:.4f} in {metrics['time_to_result_s']:.2f} s "
               f"({metrics['device']})", flush=True)
+    profile = "quick" if quick else str(getattr(cfg, "profile", None) or "default")
+    records.write(f"{task}-quick" if quick else name, task, profile,
+                  f"python benchmarks/bench_images.py --rows {name} --seeds {len(seeds)}"
+                  + (f" --first-seed {seeds[0]}" if seeds[0] else "") + (" --quick" if quick else ""),
+                  seeds, per_seed, folder=results_dir, task_flags=" ".join(flags))
     return summarise(name, " ".join(flags), hw, target, limit, results)
 
 
@@ -123,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="every row with --quick and one seed (a CPU smoke run)")
     p.add_argument("--baseline", action="store_true", help="also time the airbench package (GPU)")
     p.add_argument("--out", default="runs", help="runs folder (the tables go there too)")
+    p.add_argument("--results", type=Path, default=records.RESULTS, help="folder of the result records")
     args = p.parse_args(argv)
     import torch
     on_gpu = torch.cuda.is_available()
@@ -132,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, t0 = [], time.time()
     for name in names:
         print(f"[bench] {name}", flush=True)
-        rows.append(run_row(name, seeds, out, args.quick))
+        rows.append(run_row(name, seeds, out, args.quick, args.results))
     if args.baseline:
         with tempfile.TemporaryDirectory() as tmp:
             base = airbench_baseline(seeds, Path(tmp))

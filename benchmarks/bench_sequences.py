@@ -1,6 +1,7 @@
 """The sequence tasks' recipes, several seeds each: IMDB test accuracy, electricity test MSE/RMSE.
 
-Each run is a normal `exoml run` (a run folder under --out); the table (markdown) and all numbers
+Each run is a normal `exoml run` (a run folder under --out), each row is recorded in
+benchmarks/results/<row>.json (benchmarks/records.py); the table (markdown) and all numbers
 (JSON) go to <out>/bench_sequences.{md,json}. The targets are the issue's: IMDB >= 90.0% test
 accuracy as the mean of 3 seeds (GPU recipe), protocol H at least 20% below the best naive
 baseline's MSE, protocol D RMSE <= 360 kW.
@@ -21,6 +22,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import records  # noqa: E402  (benchmarks/records.py: every measured row is recorded there)
+
 # name: (task, flags, hardware, {metric: target as text})
 ROWS = {
     "imdb-gpu": ("imdb", [], "gpu", {"accuracy": ">= 0.900"}),
@@ -37,14 +41,18 @@ def _met(value: float, target: str) -> bool:
     return {">=": value >= float(bound), ">": value > float(bound), "<=": value <= float(bound)}[op]
 
 
-def run_row(name: str, seeds: list[int], out: Path, quick: bool) -> dict:
+def run_row(name: str, seeds: list[int], out: Path, quick: bool, results_dir: Path = records.RESULTS) -> dict:
     from exoml.runner import execute, task_config
     task, flags, hw, targets = ROWS[name]
-    per_seed = []
+    per_seed, full = [], []
     for seed in seeds:
         mod, cfg = task_config(task, flags + ["--seed", str(seed), "--out", str(out)] + (["--quick"] if quick else []))
         path, metrics = execute(task, mod, cfg)
+        full.append(metrics)
         per_seed.append({"seed": seed, "run": str(path), **{k: metrics[k] for k in targets}})
+    records.write(f"{task}-quick" if quick else name, task, "quick" if quick else "default",
+                  f"python benchmarks/bench_sequences.py --rows {name} --seeds {len(seeds)}" + (" --quick" if quick else ""),
+                  seeds, full, folder=results_dir, task_flags=" ".join(flags))
     row = {"row": name, "task": task, "flags": " ".join(flags), "hardware": hw, "seeds": len(seeds), "runs": per_seed}
     for k, target in targets.items():
         vals = [r[k] for r in per_seed]
@@ -60,10 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per row")
     p.add_argument("--quick", action="store_true", help="every row with --quick and one seed (a smoke test)")
     p.add_argument("--out", type=Path, default=None, help="runs folder (default: a temporary folder)")
+    p.add_argument("--results", type=Path, default=records.RESULTS, help="folder of the result records")
     args = p.parse_args(argv)
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-sequences-"))
     seeds = [0] if args.quick else list(range(args.seeds))
-    rows = [run_row(name, seeds, out, args.quick) for name in args.rows]
+    rows = [run_row(name, seeds, out, args.quick, args.results) for name in args.rows]
     lines = ["| row | hardware | seeds | metric | mean | std | target | met |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         for k in ROWS[r["row"]][3]:

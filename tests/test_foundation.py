@@ -185,3 +185,10 @@ def test_help_text_falls_back_to_the_field_comment(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "--batch-size INT images per step (default: 2000)" in out
     assert "keep 60% of the old value" in out  # a % in a comment is printed as is
+
+
+def test_done_line_prints_counts_as_integers(monkeypatch, capsys, tmp_path):
+    import exoml.runner as runner
+    monkeypatch.setattr(runner, "execute", lambda task, mod, cfg: (tmp_path, {"accuracy": 0.98765, "n_test": 10000}))
+    runner.run_task("iris", ["--quick"])
+    assert "[iris] done: accuracy=0.9877, n_test=10000" in capsys.readouterr().out

@@ -84,7 +84,7 @@ def run_task(task: str, argv: list[str]) -> Path:
     if not metrics:  # a torchrun rank other than 0: rank 0 reports
         return path
     headline = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    shown = ", ".join(f"{k}={v:.4g}" for k, v in list(headline.items())[:6])
+    shown = ", ".join(f"{k}={v}" if isinstance(v, int) else f"{k}={v:.4g}" for k, v in list(headline.items())[:6])
     print(f"[{task}] done: {shown}\n[{task}] report: {path / 'report.md'}", flush=True)
     return path
 

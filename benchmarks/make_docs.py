@@ -1,0 +1,188 @@
+"""README.md's results table and BENCHMARKS.md's per-task tables, generated from the result records.
+
+    python benchmarks/make_docs.py           # rewrite the generated parts of both files
+    python benchmarks/make_docs.py --check   # exit 1 if a committed file differs (the test suite runs this)
+
+Only the parts between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->` are written; the
+prose around them is edited by hand. Every figure in those parts comes from a record in
+benchmarks/results/ (written by benchmarks/measure.py), so a figure cannot drift from its record.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+import records  # noqa: E402
+
+# What each task's rows show: (metrics.json key, label, format). The first is the headline.
+SHOWN: dict[str, list[tuple[str, str, str]]] = {
+    "cifar10": [("accuracy", "test accuracy", "pct2")],
+    "boston": [("engineered_test_r2", "engineered ridge test R²", "f4"), ("ols_test_r2", "OLS test R²", "f4")],
+    "imdb": [("accuracy", "test accuracy", "pct2"), ("f1", "F1", "f3")],
+    "iris": [("ari", "K-means ARI", "f4"), ("accuracy", "matched accuracy", "pct2")],
+    "kddcup": [("A_f1", "protocol A F1 (autoencoder)", "f4"), ("B_f1", "protocol B F1", "f4")],
+    "gan": [("confident_share", "judged with confidence ≥ 0.9", "pct1"), ("class_share_min", "rarest digit", "pct1"),
+            ("class_share_max", "commonest digit", "pct1"), ("fid", "FID (judge features)", "f2")],
+    "electricity": [("H_test_mse_kw2", "protocol H test MSE (kW²)", "f3"), ("D_test_rmse_kw", "protocol D weekly RMSE (kW)", "f1")],
+    "mnist": [("accuracy", "test accuracy", "pct2")],
+    "fashion-mnist": [("accuracy", "test accuracy", "pct2")],
+    "cifar100": [("accuracy", "test accuracy", "pct2")],
+}
+TIME_KEYS = (("time_to_result_s", "training + test evaluation"), ("train_time_s", "training"),
+             ("train_s", "training"), ("wall_s", "whole run"), ("elapsed_s", "whole run"))
+
+
+def task_meta() -> dict[str, dict]:
+    """{task: exercise, model, reference} from the task registry and the report's references."""
+    from exoml.htmlreport import REFERENCES
+    from exoml.tasks import TASKS
+    return {name: {"exercise": t.exercise, "model": t.model, "reference": REFERENCES.get(name, ("", ""))[0]}
+            for name, t in TASKS.items()}
+
+
+def fmt(value: float, kind: str) -> str:
+    if kind == "pct2":
+        return f"{100 * value:.2f}%"
+    if kind == "pct1":
+        return f"{100 * value:.1f}%"
+    return f"{value:.{int(kind[1:])}f}"
+
+
+def result(record: dict, key: str, kind: str) -> str:
+    m = record["metrics"].get(key)
+    if m is None:
+        return "—"
+    n = len(m["values"])
+    if n > 1:
+        sd = fmt(m["sd"], kind).rstrip("%") + (" pts" if kind.startswith("pct") else "")
+        return f"**{fmt(m['mean'], kind)}** ± {sd} ({n} seeds)"
+    return f"**{fmt(m['mean'], kind)}** (1 seed)"
+
+
+def time_text(record: dict) -> str:
+    if record.get("time_text"):
+        return record["time_text"]
+    for key, what in TIME_KEYS:
+        m = record["metrics"].get(key)
+        if m and m.get("values"):
+            s = m["mean"]
+            return (f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min") + f" ({what}, mean)"
+    return "—"
+
+
+def hardware(record: dict) -> str:
+    threads = record.get("threads")
+    return f"{record['hardware']}" + (f", {threads} thread{'s' if threads != 1 else ''}" if threads else "")
+
+
+def headline_record(task: str, recs: dict[str, dict]) -> dict | None:
+    """The task's row in the README: its default recipe if measured, else its newest non-quick row."""
+    mine = [r for r in recs.values() if r["task"] == task and r["profile"] != "quick"]
+    for preferred in (f"{task}-default", f"{task}-full"):
+        for r in mine:
+            if r["row"] == preferred:
+                return r
+    return max(mine, key=lambda r: r["date"], default=None)
+
+
+def footnote(record: dict) -> str:
+    return " †" if record.get("provenance") else ""
+
+
+def readme_table(recs: dict[str, dict]) -> str:
+    meta = task_meta()
+    lines = ["| task | model | metric | ours: mean ± sd (seeds) | published reference | hardware | time | command |",
+             "|---|---|---|---|---|---|---|---|"]
+    for task, shown in SHOWN.items():
+        key, label, kind = shown[0]
+        r = headline_record(task, recs)
+        if r is None:
+            lines.append(f"| `{task}` | {meta[task]['model']} | {label} | not measured | {meta[task]['reference']} "
+                         f"| — | — | — |")
+            continue
+        lines.append(f"| `{task}` | {meta[task]['model']} | {label} | {result(r, key, kind)}{footnote(r)} | "
+                     f"{meta[task]['reference']} | {hardware(r)} | {time_text(r)} | `{r['command']}` |")
+    if any(r.get("provenance") for r in recs.values()):
+        lines.append("\n† measured before result records existed; the record says where it comes from "
+                     "(benchmarks/results/).")
+    return "\n".join(lines)
+
+
+def quick_table(recs: dict[str, dict]) -> str:
+    """The seconds-long smoke profile of every task: it shows the pipeline works, not what recipes reach."""
+    lines = ["| task | metric (quick profile, a subsample) | value | whole run | hardware | date, commit |",
+             "|---|---|---|---|---|---|"]
+    for task, shown in SHOWN.items():
+        key, label, kind = shown[0]
+        r = recs.get(f"{task}-quick")
+        if r is None or key not in r["metrics"]:
+            lines.append(f"| `{task}` | {label} | not run | — | — | — |")
+            continue
+        wall = r["metrics"].get("wall_s", {}).get("mean")
+        lines.append(f"| `{task}` | {label} | {fmt(r['metrics'][key]['mean'], kind)} | "
+                     f"{f'{wall:.1f} s' if wall is not None else '—'} | {hardware(r)} | {r['date']}, {r.get('git_sha')} |")
+    return "\n".join(lines)
+
+
+def task_table(task: str, recs: dict[str, dict]) -> str:
+    mine = sorted((r for r in recs.values() if r["task"] == task and r["profile"] != "quick"), key=lambda r: r["row"])
+    if not mine:
+        return "Not measured yet."
+    shown = SHOWN[task]
+    head = "| row | " + " | ".join(label for _, label, _ in shown) + " | time | hardware | date, commit | command |"
+    lines = [head, "|" + "---|" * (len(shown) + 5)]
+    for r in mine:
+        cells = [result(r, key, kind) for key, _, kind in shown]
+        commit = r.get("git_sha") or "not recorded"
+        lines.append(f"| {r['row']}{footnote(r)} | " + " | ".join(cells) + f" | {time_text(r)} | {hardware(r)} | "
+                     f"{r['date']}, {commit} | `{r['command']}` |")
+    notes = [f"- {r['row']}: {r['note']}" + (f" ({r['provenance']})" if r.get("provenance") else "")
+             for r in mine if r.get("note") or r.get("provenance")]
+    return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def blocks(recs: dict[str, dict]) -> dict[str, dict[str, str]]:
+    """{file: {generated block name: its content}}."""
+    return {"README.md": {"results": readme_table(recs), "quick": quick_table(recs)},
+            "BENCHMARKS.md": {f"results:{task}": task_table(task, recs) for task in SHOWN}}
+
+
+def render(text: str, parts: dict[str, str], name: str) -> str:
+    for block, content in parts.items():
+        pattern = re.compile(rf"(<!-- generated:{re.escape(block)} -->\n).*?(<!-- /generated:{re.escape(block)} -->)", re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"{name}: no <!-- generated:{block} --> ... <!-- /generated:{block} --> block")
+        text = pattern.sub(lambda m: m.group(1) + content + "\n" + m.group(2), text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--check", action="store_true", help="do not write; exit 1 if a file is out of date")
+    p.add_argument("--results", type=Path, default=records.RESULTS)
+    p.add_argument("--root", type=Path, default=ROOT, help="folder holding README.md and BENCHMARKS.md")
+    args = p.parse_args(argv)
+    recs = records.load_all(args.results)
+    stale = []
+    for name, parts in blocks(recs).items():
+        path = args.root / name
+        old = path.read_text()
+        new = render(old, parts, name)
+        if new != old:
+            stale.append(name)
+            if not args.check:
+                path.write_text(new)
+    if args.check and stale:
+        print(f"out of date: {', '.join(stale)} (run: python benchmarks/make_docs.py)")
+        return 1
+    print("up to date" if not stale else f"rewrote {', '.join(stale)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

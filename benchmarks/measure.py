@@ -1,0 +1,71 @@
+"""Measure one task's recipe over several seeds and record it in benchmarks/results/<row>.json.
+
+    python benchmarks/measure.py mnist --profile fast --seeds 3
+    python benchmarks/measure.py cifar10 --seeds 3 -- --val-size 0      # task flags after --
+    python benchmarks/measure.py boston
+
+Each seed is a normal `exoml run` (its run folder under --out, default a temporary folder). The
+record keeps every numeric metric of every seed (mean, sd, values), the wall time of each run, the
+exact command, hardware, threads, library versions, git commit and date; README.md and
+BENCHMARKS.md are regenerated from the records with `python benchmarks/make_docs.py`.
+Needs the datasets in the exoml cache (`exoml data import ...`).
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import records  # noqa: E402  (benchmarks/records.py, beside this script)
+
+
+def measure(task: str, flags: list[str], seeds: list[int], out: Path) -> tuple[str, list[dict]]:
+    """(resolved profile, one metrics dict per seed with its wall time added)."""
+    from exoml.runner import execute, task_config
+    per_seed, profile = [], "default"
+    for seed in seeds:
+        mod, cfg = task_config(task, flags + ["--seed", str(seed), "--out", str(out)])
+        profile = "quick" if getattr(cfg, "quick", False) else str(getattr(cfg, "profile", None) or "default")
+        t0 = time.perf_counter()
+        path, metrics = execute(task, mod, cfg)
+        metrics = {**metrics, "wall_s": round(time.perf_counter() - t0, 2)}
+        per_seed.append(metrics)
+        print(f"[measure] {task} seed {seed}: {path}", flush=True)
+    return profile, per_seed
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    own, task_flags = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("task")
+    p.add_argument("--profile", default=None, help="the task's profile (default: the task's default)")
+    p.add_argument("--seeds", type=int, default=1, help="number of seeds: first-seed, first-seed + 1, ...")
+    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--row", default=None, help="record name (default: TASK-PROFILE)")
+    p.add_argument("--out", type=Path, default=None, help="runs folder (default: a temporary folder)")
+    p.add_argument("--results", type=Path, default=records.RESULTS, help="folder of the records")
+    args = p.parse_args(own)
+    if args.seeds < 1:
+        p.error("--seeds must be >= 1")
+    flags = (["--profile", args.profile] if args.profile else []) + task_flags
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    out = args.out or Path(tempfile.mkdtemp(prefix=f"measure-{args.task}-"))
+    profile, per_seed = measure(args.task, flags, seeds, out)
+    row = args.row or f"{args.task}-{profile}"
+    command = "python benchmarks/measure.py " + shlex.join(argv)
+    path = records.write(row, args.task, profile, command, seeds, per_seed, folder=args.results,
+                         task_flags=shlex.join(flags))
+    summary = records.load_all(args.results)[row]["metrics"]
+    shown = [k for k in ("accuracy", "time_to_result_s", "wall_s") if k in summary] or list(summary)[:4]
+    print("\n".join(f"{k}: {summary[k]['mean']:.4g} ± {summary[k]['sd']:.2g} (seeds {seeds})" for k in shown))
+    print(f"record: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Result records: one small JSON file per measured row, in benchmarks/results/<row>.json.
+
+A record holds what a reader needs to trust a figure: the task, profile and exact command, every
+numeric metric of every seed's metrics.json (with mean and sample sd), the time to result, and
+where it was measured (hardware, threads, library versions, git commit, date). The newest record
+of a row replaces the older one. README.md's and BENCHMARKS.md's result tables are generated from
+these files by benchmarks/make_docs.py, so a figure is written once, by the command that measured it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FORMAT = "exoml-result-1"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict:
+    """Hardware, threads, library versions, git commit and date of this process."""
+    import numpy
+    import sklearn
+    import torch
+    import exoml
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    root = Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                    capture_output=True, text=True, timeout=10).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        sha, dirty = "", False
+    return {
+        "hardware": f"{gpu}" if gpu else f"{_cpu_model()}, {os.cpu_count()} cores, no GPU",
+        "threads": torch.get_num_threads(),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+                     "scikit-learn": sklearn.__version__, "exoml": getattr(exoml, "__version__", "")},
+        "git_sha": sha + ("-dirty" if dirty else ""),
+        "date": time.strftime("%Y-%m-%d"),
+        "load_at_start": round(os.getloadavg()[0], 2),
+    }
+
+
+def summarise(per_seed: list[dict]) -> dict[str, dict]:
+    """{metric: {mean, sd, values}} over the seeds, for every numeric metric all seeds have."""
+    keys = [k for k, v in per_seed[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    out = {}
+    for k in keys:
+        values = [m[k] for m in per_seed if isinstance(m.get(k), (int, float))]
+        if len(values) != len(per_seed):
+            continue
+        out[k] = {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+                  "values": values}
+    return out
+
+
+def write(row: str, task: str, profile: str, command: str, seeds: list[int], per_seed: list[dict],
+          folder: Path = RESULTS, **extra) -> Path:
+    """Write (atomically) and return benchmarks/results/<row>.json."""
+    from exoml.toolkit.runs import atomic_write_text
+    record = {"format": FORMAT, "row": row, "task": task, "profile": profile, "command": command, "seeds": seeds,
+              "metrics": summarise(per_seed), **environment(), **extra}
+    path = Path(folder) / f"{row}.json"
+    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def load_all(folder: Path = RESULTS) -> dict[str, dict]:
+    """{row: record} for every record in the folder."""
+    out = {}
+    for path in sorted(Path(folder).glob("*.json")):
+        record = json.loads(path.read_text())
+        if record.get("format") == FORMAT:
+            out[record["row"]] = record
+    return out

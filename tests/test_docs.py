@@ -1,0 +1,51 @@
+"""README.md's and BENCHMARKS.md's result tables are what the result records produce."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_docs_match_the_records(capsys):
+    assert _script("make_docs").main(["--check"]) == 0, capsys.readouterr().out
+
+
+def test_a_changed_record_makes_the_docs_stale(tmp_path):
+    """Edit one figure in a copy of the records: --check fails, a rewrite shows the new figure."""
+    make_docs = _script("make_docs")
+    for name in ("README.md", "BENCHMARKS.md"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    results = tmp_path / "results"
+    shutil.copytree(ROOT / "benchmarks" / "results", results)
+    path = results / "mnist-full.json"
+    record = json.loads(path.read_text())
+    record["metrics"]["accuracy"] = {"mean": 0.5, "sd": 0.0, "values": [0.5]}
+    path.write_text(json.dumps(record))
+    args = ["--results", str(results), "--root", str(tmp_path)]
+    assert make_docs.main(args + ["--check"]) == 1
+    assert make_docs.main(args) == 0
+    assert "**50.00%** (1 seed)" in (tmp_path / "README.md").read_text()
+    assert make_docs.main(args + ["--check"]) == 0
+
+
+def test_measure_writes_a_record(tmp_path):
+    """benchmarks/measure.py: two seeds of a real run, one record with every metric's mean, sd and values."""
+    measure = _script("measure")
+    assert measure.main(["iris", "--seeds", "2", "--out", str(tmp_path / "runs"), "--results", str(tmp_path),
+                         "--", "--quick"]) == 0
+    record = json.loads((tmp_path / "iris-quick.json").read_text())
+    assert record["task"] == "iris" and record["profile"] == "quick" and record["seeds"] == [0, 1]
+    ari = record["metrics"]["ari"]
+    assert len(ari["values"]) == 2 and abs(ari["mean"] - sum(ari["values"]) / 2) < 1e-12
+    for key in ("hardware", "threads", "versions", "git_sha", "date", "command"):
+        assert record[key] not in (None, ""), key
