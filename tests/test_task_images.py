@@ -151,6 +151,39 @@ def test_predict_white_background_digit(trained, tmp_path, capsys):
     assert prepared[0].max() == 0 and prepared[14].max() > 200  # inverted: black border, bright stroke
 
 
+@pytest.mark.parametrize("shape, value, message", [
+    ((100, 100), 255, "the image is blank"),       # white paper, nothing written
+    ((100, 100), 0, "the image is blank"),         # black, nothing written
+    ((1, 1), 0, "too small"),
+    ((1, 40000), 255, "too small or thin"),
+])
+def test_predict_refuses_images_without_a_digit(trained, tmp_path, capsys, shape, value, message):
+    run = trained("mnist")
+    img = tmp_path / "blank.png"
+    Image.fromarray(np.full(shape, value, np.uint8)).save(img)
+    assert main(["predict", "mnist", str(img), "--run", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no digit found" in err[0] and message in err[0], err
+
+
+def test_digit_is_centred_by_its_centre_of_mass(tmp_path):
+    """As MNIST was made: the bounding box fits 20x20, the centre of mass sits at the frame's centre
+    (an 'L' has its mass low and left of its box's centre, so the box is shifted, not centred)."""
+    from exoml.tasks.vision.images import load_image
+    a = np.full((200, 160), 255, np.uint8)
+    a[20:180, 30:50] = 0    # the upright stroke
+    a[160:180, 30:140] = 0  # the foot
+    Image.fromarray(a).save(tmp_path / "L.png")
+    x = load_image(tmp_path / "L.png", (28, 28), grey=True, invert_light_background=True).astype(float)
+    ys, xs = np.nonzero(x > 30)
+    assert ys.max() - ys.min() + 1 == 20  # the taller side fills the 20-pixel box
+    cy = (x.sum(1) * np.arange(28)).sum() / x.sum()
+    cx = (x.sum(0) * np.arange(28)).sum() / x.sum()
+    assert abs(cy - 13.5) <= 0.75 and abs(cx - 13.5) <= 0.75
+    box_centre_x = (xs.min() + xs.max()) / 2
+    assert box_centre_x > 14  # the box moved right so that the mass (left-heavy) is centred
+
+
 @pytest.mark.parametrize("task,fmt", [("cifar10", "JPEG"), ("cifar100", "WEBP"), ("fashion-mnist", "JPEG")])
 def test_predict_rgb_photo_any_size(trained, tmp_path, capsys, task, fmt):
     run = trained(task)

@@ -50,7 +50,7 @@ def verify(name: str) -> dict:
     """Reload the cache and check it against the official counts; report raw file hashes."""
     from .core import file_hash_ok
     ds = get(name)
-    arrays, meta = load_cache(ds)
+    arrays, meta = load_cache(ds, check_hashes=True)
     check_counts(ds, meta.get("counts", {}), meta.get("subset", False))
     ds.load(arrays, meta)  # the loader's own checks
     raw = {}

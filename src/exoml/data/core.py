@@ -27,6 +27,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..errors import ExomlError
+from ..toolkit.integrity import array_sha256
 from ..toolkit.runs import atomic_write_text
 
 
@@ -281,7 +282,7 @@ def save_cache(ds: Dataset, arrays: dict[str, np.ndarray], meta: dict) -> None:
             if arr.dtype == object:
                 raise TypeError(f"{key}: object arrays are not cached (no pickle)")
             np.save(tmp / f"{key}.npy", arr, allow_pickle=False)
-            shapes[key] = {"shape": list(arr.shape), "dtype": str(arr.dtype)}
+            shapes[key] = {"shape": list(arr.shape), "dtype": str(arr.dtype), "sha256": array_sha256(key, arr)}
         meta = {**meta, "dataset": ds.name, "arrays": shapes, "built": time.strftime("%Y-%m-%dT%H:%M:%S")}
         atomic_write_text(tmp / "meta.json", json.dumps(meta, indent=2))
         old = ds.root / f".processed.old{os.getpid()}"
@@ -293,7 +294,9 @@ def save_cache(ds: Dataset, arrays: dict[str, np.ndarray], meta: dict) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def load_cache(ds: Dataset, mmap: bool = False) -> tuple[dict, dict]:
+def load_cache(ds: Dataset, mmap: bool = False, check_hashes: bool = False) -> tuple[dict, dict]:
+    """The cached arrays and meta.json, checked against meta.json: shapes, dtypes, label ranges, and
+    with `check_hashes` (exoml data verify) the content hashes recorded at import."""
     try:
         meta = json.loads((ds.processed / "meta.json").read_text())
     except FileNotFoundError:
@@ -301,6 +304,9 @@ def load_cache(ds: Dataset, mmap: bool = False) -> tuple[dict, dict]:
                         f"or `exoml data import {ds.name} PATH...`") from None
     except (OSError, json.JSONDecodeError) as e:
         raise DataError(f"dataset {ds.name}: damaged cache ({e}); import it again") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("arrays"), dict) or not all(
+            isinstance(i, dict) and {"shape", "dtype"} <= set(i) for i in meta["arrays"].values()):
+        raise DataError(f"dataset {ds.name}: damaged cache (meta.json does not describe its arrays); import it again")
     arrays = {}
     for key, info in meta["arrays"].items():
         try:
@@ -309,7 +315,16 @@ def load_cache(ds: Dataset, mmap: bool = False) -> tuple[dict, dict]:
             raise DataError(f"dataset {ds.name}: damaged cache file {key}.npy ({e}); import it again") from None
         if list(arr.shape) != info["shape"] or str(arr.dtype) != info["dtype"]:
             raise DataError(f"dataset {ds.name}: cache file {key}.npy does not match meta.json; import it again")
+        if check_hashes and info.get("sha256") and array_sha256(key, arr) != info["sha256"]:
+            raise DataError(f"dataset {ds.name}: cache file {key}.npy changed since it was imported "
+                            "(content hash mismatch); import it again")
         arrays[key] = arr
+    classes = meta.get("classes")
+    for key, arr in arrays.items():  # a label outside the classes would crash training much later
+        if key.startswith("y_") and isinstance(classes, list) and arr.dtype.kind in "iu" and arr.size and (
+                arr.min() < 0 or arr.max() >= len(classes)):
+            raise DataError(f"dataset {ds.name}: cache file {key}.npy holds labels outside 0..{len(classes) - 1}; "
+                            "import it again")
     return arrays, meta
 
 

@@ -161,9 +161,12 @@ class Run:
         from safetensors.torch import save_file
         if not self.writes:
             return self.file(name)
+        from .integrity import tensors_sha256
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        # the content hash lets a reader tell a damaged file from a good one (weights.load_state)
+        metadata = {**{k: str(v) for k, v in (meta or {}).items()}, "content_sha256": tensors_sha256(tensors)}
         with atomic_path(self.file(name)) as tmp:
-            save_file(tensors, str(tmp), metadata={k: str(v) for k, v in (meta or {}).items()})
+            save_file(tensors, str(tmp), metadata=metadata)
         return self.file(name)
 
 

@@ -26,6 +26,20 @@ def open_run(task: str, run: Path | None = None, out: str | Path = "runs") -> tu
     return run, info
 
 
+def check_intact(state: dict, meta: dict, path: Path) -> None:
+    """Refuse weights whose bytes changed since they were written (the content hash saved with them)
+    or that hold NaN/inf: either would make the model answer confidently and wrongly."""
+    import torch
+    from .integrity import tensors_sha256
+    recorded = meta.get("content_sha256")
+    if recorded is not None and tensors_sha256(state) != recorded:
+        raise ExomlError(f"{path} is damaged: its content does not match the hash recorded when it was "
+                         "written; train the run again")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ExomlError(f"{path} is damaged: non-finite values in {', '.join(sorted(bad)[:3])}")
+
+
 def load_state(model, path: Path, task: str | None = None) -> dict:
     """Load a safetensors file into `model`, refusing files that are not ours or do not fit.
     Returns the file's metadata (strings)."""
@@ -42,6 +56,7 @@ def load_state(model, path: Path, task: str | None = None) -> dict:
         raise ExomlError(f"{path.name} is not a valid safetensors weights file ({str(e)[:80]})") from None
     if task is not None and meta.get("task") not in (None, task):
         raise ExomlError(f"{path.name} holds weights of task {meta.get('task')!r}, not {task!r}")
+    check_intact(state, meta, path)
     own = model.state_dict()
     missing, extra = set(own) - set(state), set(state) - set(own)
     bad = [k for k in set(own) & set(state) if own[k].shape != state[k].shape]
