@@ -214,6 +214,8 @@ def test_boston_layouts_agree(tmp_path):
     (lambda d: fb.write_housing(d, rows=[fb.ROWS[0], fb.ROWS[1][:6] + ["nan"] + fb.ROWS[1][7:]]), "row 2: AGE is nan"),
     (lambda d: fb.write_housing(d, rows=[fb.ROWS[0], fb.ROWS[1][:13]]), "line 2 has 13 values"),
     (lambda d: fb.write_housing(d, rows=[fb.ROWS[0][:3] + [7] + fb.ROWS[0][4:]]), "CHAS must be 0 or 1"),
+    (lambda d: fb.write_housing(d, rows=[[r[13]] + r[1:13] + [r[0]] for r in fb.ROWS]),  # CRIM and MEDV swapped
+     "MEDV = 0.00632 is outside its range"),
     (lambda d: d.mkdir(), "missing file"),
 ])
 def test_boston_errors(tmp_path, write, match):

@@ -91,3 +91,17 @@ def test_a_damaged_meta_json_is_a_clean_error(tiny_mnist_cache, capsys, meta):
     assert main(["data", "verify", "mnist"]) == 2
     out = capsys.readouterr().out
     assert "meta.json does not describe its arrays" in out and "Traceback" not in out
+
+
+def test_run_files_follow_the_umask(tmp_path):
+    """config, status, metrics, report and weights get the same mode as the plots: 0666 less the umask."""
+    import os
+    old = os.umask(0o022)
+    try:
+        _, weights = _saved_linear(tmp_path)
+        run = weights.parent
+        modes = {p.name: p.stat().st_mode & 0o777 for p in run.iterdir() if p.is_file()}
+    finally:
+        os.umask(old)
+    assert {"config.json", "status.json", "metrics.json", "report.md", "model.safetensors"} <= set(modes)
+    assert set(modes.values()) == {0o644}, modes

@@ -49,6 +49,13 @@ def synthetic_housing(n=80, seed=0):
     return [[round(float(X[c][i]), 4) for c in COLUMNS] for i in range(n)]
 
 
+def test_boston_refuses_a_subset_too_small_to_split(tmp_path, capsys):
+    data.import_("boston", [write_housing(tmp_path / "raw", synthetic_housing()[:3])], subset=True)
+    assert main(["run", "boston", "--quick", "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "exoml: error: boston needs at least 50 rows; the imported data has 3"
+
+
 def test_boston_end_to_end_and_predict(tmp_path, capsys):
     rows = synthetic_housing()
     data.import_("boston", [write_housing(tmp_path / "raw", rows)], subset=True)

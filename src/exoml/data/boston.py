@@ -27,6 +27,11 @@ COLUMNS = ["CRIM", "ZN", "INDUS", "CHAS", "NOX", "RM", "AGE", "DIS", "RAD", "TAX
 NOTE = ("B = 1000(Bk - 0.63)^2, Bk the proportion of Black residents: the original study built an assumption "
         "of racial self-segregation into this feature. scikit-learn removed its loader for this reason; "
         "use the data for teaching regression and say so in any report, do not deploy models on it.")
+# Each column's range in the classic data (506 rows), slightly widened: a column found outside it
+# is a sign of swapped or mislabelled columns, which would otherwise train to a wrong model silently.
+RANGES = {"CRIM": (0, 100), "ZN": (0, 100), "INDUS": (0, 30), "CHAS": (0, 1), "NOX": (0.3, 0.9), "RM": (3, 9),
+          "AGE": (0, 100), "DIS": (1, 13), "RAD": (1, 24), "TAX": (180, 720), "PTRATIO": (12, 23), "B": (0, 400),
+          "LSTAT": (1, 40), "MEDV": (5, 50)}
 _NAMES = r"(?i)(housing\.data|housing\.csv|boston(_?housing)?(\.txt|\.csv|\.data)?)(\.gz|\.xz|\.bz2|\.zip)?"
 
 
@@ -104,6 +109,13 @@ def _build(paths: list[Path], subset: bool) -> tuple[dict, dict]:
         raise DataError(f"{path.name}: row {r + 1}: {COLUMNS[c]} is {data[r, c]} (missing values are not allowed)")
     if not np.isin(data[:, 3], (0.0, 1.0)).all():  # a cheap check that the columns are in order
         raise DataError(f"{path.name}: CHAS must be 0 or 1; are the columns in the documented order?")
+    for j, c in enumerate(COLUMNS):  # swapped or mislabelled columns fall outside their known range
+        low, high = RANGES[c]
+        out = np.flatnonzero((data[:, j] < low) | (data[:, j] > high))
+        if out.size:
+            raise DataError(f"{path.name}: row {out[0] + 1}: {c} = {data[out[0], j]:g} is outside its range in the "
+                            f"Boston data ({low:g}..{high:g}); are the columns in the documented order?")
+
     arrays = {c: np.ascontiguousarray(data[:, j]) for j, c in enumerate(COLUMNS)}
     return arrays, {"counts": {"rows": len(data)}, "columns": COLUMNS, "source": [str(p) for p in paths]}
 

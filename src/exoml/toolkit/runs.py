@@ -24,6 +24,14 @@ from pathlib import Path
 import numpy as np
 
 
+def _file_mode() -> int:
+    """The mode a plain open() would give a new file (0666 less the umask): temporary files are
+    created private (0600) and get this mode before they replace the real one."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,6 +41,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -52,6 +61,7 @@ def atomic_path(path: Path):
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
     try:
         yield tmp
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -48,6 +48,7 @@ from . import boston_report
 from . import common as tabular
 
 NAME = "boston"
+MIN_ROWS = 50  # a test split and 5-fold cross-validation on the rest need this many
 
 
 @dataclass
@@ -118,6 +119,8 @@ def _run(cfg: Config, run) -> tuple[dict, str]:
     device = train.pick_device(cfg.device)
     ds = data.load(NAME)
     feats, frame = list(ds.feature_names), ds.frame
+    if len(frame) < MIN_ROWS:  # an imported --subset too small for a test split and 5-fold CV
+        raise ExomlError(f"boston needs at least {MIN_ROWS} rows; the imported data has {len(frame)}")
     X, y = frame[feats], frame[ds.target].to_numpy()
 
     # explore: distributions, correlations, and the target's censoring at 50.0
