@@ -304,3 +304,21 @@ def test_weekly_baselines_by_hand():
     # weekly persistence is off by exactly 70 every day; daily persistence by 10, 20, ..., 70
     assert np.isclose(np.sqrt(ts.mse_by_step(week["weekly_persistence"], true).mean()), 70.0)
     assert np.isclose(ts.mse_by_step(week["daily_persistence"], true).mean(), np.mean(np.square(np.arange(10, 80, 10))))
+
+
+def test_electricity_refuses_a_test_period_without_readings(tmp_path, capsys):
+    """Every minute from the test start on is '?': a one-line error, not a crash in the scoring."""
+    lines = [line if line.split(";")[0].split("/")[1:] == ["1", "2010"] or int(line.split(";")[0].split("/")[0]) < 28
+             and line.split(";")[0].split("/")[1] == "2" else ";".join(line.split(";")[:2]) + ";?;?;?;?;?;?;"
+             for line in power_text_lines()]
+    data.import_("electricity", [write_power(tmp_path / "raw", lines)], subset=True)
+    assert main(["run", "electricity", "--quick", "--out", str(tmp_path / "runs"), *electricity_flags()]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("exoml: error: the test period has no readings"), err
+
+
+def test_imdb_refuses_a_subset_too_small_to_split(tmp_path, capsys):
+    data.import_("imdb", [write_aclimdb(tmp_path / "raw", n_per_label=4)], subset=True)  # 8 + 8 reviews
+    assert main(["run", "imdb", "--quick", "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("exoml: error: imdb needs at least 40 training reviews"), err

@@ -23,6 +23,7 @@ Predict: `exoml predict imdb "What a wonderful film"` or `exoml predict imdb --f
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,6 +166,10 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     test_idx = _stratified(y_test_all, cfg.test_limit, rng)
     x_all = text.pad(corpus["train_ids"], corpus["train_offsets"], cfg.max_len, cfg.vocab_size)[train_idx]
     y_all = y_all[train_idx]
+    need = math.ceil(2 * len(classes) / min(cfg.val_fraction, 1 - cfg.val_fraction))  # >= 2 per class on each side
+    if len(y_all) < need or np.bincount(y_all, minlength=len(classes)).min() < 2:
+        raise ExomlError(f"imdb needs at least {need} training reviews, both labels present, for a stratified "
+                         f"validation split of {cfg.val_fraction:g}; the imported data has {len(y_all)}")
     from sklearn.model_selection import train_test_split
     tr, va = train_test_split(np.arange(len(y_all)), test_size=cfg.val_fraction, stratify=y_all, random_state=cfg.seed)
     va = va[_by_length(x_all[va])]

@@ -136,6 +136,13 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     if not (hours.index[0] < val_start < test_start < hours.index[-1]):
         raise ExomlError(f"the data ({hours.index[0]:%Y-%m-%d} to {hours.index[-1]:%Y-%m-%d}) does not contain "
                          f"the validation start {val_start:%Y-%m-%d} and test start {test_start:%Y-%m-%d}")
+    observed = ~imputed.to_numpy()
+    for period, inside in (("training", hours.index < val_start), ("validation", (hours.index >= val_start) &
+                                                                  (hours.index < test_start)),
+                           ("test", hours.index >= test_start)):
+        if not (observed & inside).any():  # every reading of the period missing ('?'): nothing to learn or score
+            raise ExomlError(f"the {period} period has no readings (every minute is missing); "
+                             "import data with readings there, or move --test-start / --val-weeks")
     metrics, sections, scaler = {"missing_minutes": int(ds.missing_rows), "imputed_hours": int(imputed.sum())}, [], {}
     print(f"[electricity] {len(ds.frame):,} minutes, {ds.missing_rows:,} missing; {len(hours):,} hours "
           f"({int(imputed.sum())} without any reading: imputed), {len(days)} complete days", flush=True)
@@ -150,6 +157,10 @@ def run(cfg: Config, run) -> tuple[dict, str]:
         imp = imputed.to_numpy()
         split = {k: o[~ts.windows(imp, o, HORIZON_H).any(1)] for k, o in split.items()}  # observed targets only
         split["train"] = split["train"][::cfg.train_stride_h]
+        empty = [k for k, o in split.items() if len(o) == 0]
+        if empty:
+            raise ExomlError(f"protocol H: no {' or '.join(empty)} window has 24 observed hours to forecast; "
+                             "import data with more readings there, or move --test-start / --val-weeks")
         fit_rows = hours.index < val_start
         x_all = np.concatenate([feats, ts.calendar(hours.index)], 1)
         mean, std = x_all[fit_rows].mean(0), x_all[fit_rows].std(0) + 1e-6
