@@ -132,6 +132,9 @@ def cmd_data(args) -> int:
     elif args.action == "import":
         if not args.paths:
             raise ExomlError("exoml data import needs at least one PATH (file or folder)")
+        if args.name == "all" and not Path(args.paths[0]).is_dir():
+            raise ExomlError(f"exoml data import all needs a folder laid out like shared/data: {args.paths[0]} is not one")
+        found = 0
         for name in names:
             paths = [Path(p) for p in args.paths]
             if args.name == "all":  # PATH is a folder laid out like ../shared/data
@@ -139,10 +142,15 @@ def cmd_data(args) -> int:
                 if not paths and data.get(name).files:
                     print(f"{name}: nothing found under {args.paths[0]}, skipped")
                     continue
+                root = Path(args.paths[0]).resolve()
+                found += any(p.resolve().is_relative_to(root) for p in paths)  # not a system copy
             t0 = time.time()
             meta = data.import_(name, paths, subset=args.subset)
             tag = " (subset)" if meta.get("subset") else ""
             print(f"{name}: imported {meta['counts']}{tag} in {time.time() - t0:.1f}s")
+        if args.name == "all" and not found:
+            raise ExomlError(f"no dataset found under {args.paths[0]}: expected sub-folders laid out like "
+                             "shared/data (mnist/, cifar10/, imdb/, ...)")
     elif args.action == "verify":
         bad = 0
         for name in names:

@@ -75,7 +75,7 @@ COARSE_OF_FINE = np.array([next(c for c, (_, fines) in enumerate(SUPERCLASSES.it
 
 def _decode_chunk(items: list[tuple[str, bytes]]) -> np.ndarray:
     """Decode (name, encoded bytes) pairs into uint8 (n, 32, 32, 3); runs in worker processes."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
     out = np.empty((len(items), 32, 32, 3), np.uint8)
     for i, (name, blob) in enumerate(items):
         try:  # from bytes in memory; naming the formats skips Pillow's probing of every plugin
@@ -84,6 +84,8 @@ def _decode_chunk(items: list[tuple[str, bytes]]) -> np.ndarray:
                     raise DataError(f"{name}: image is {im.size[0]}x{im.size[1]}, CIFAR images are 32x32")
                 im = im if im.mode == "RGB" else im.convert("RGB")
                 out[i] = np.frombuffer(im.tobytes(), np.uint8).reshape(32, 32, 3)
+        except UnidentifiedImageError:  # its message names the in-memory buffer, not the file
+            raise DataError(f"{name}: not a readable image (no WebP, PNG or JPEG data)") from None
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
             raise DataError(f"{name}: not a readable image ({type(e).__name__}: {e})") from None
     return out

@@ -143,22 +143,33 @@ def download(ds: Dataset, rf: RemoteFile, progress: bool = True) -> Path:
 def expand(paths: list[Path], max_depth: int = 3) -> list[Path]:
     """The files among `paths`, folders expanded (a few levels deep), sorted, no duplicates."""
     out: list[Path] = []
+
+    def unreadable(err: OSError):
+        raise DataError(f"cannot read the folder {err.filename}: {err.strerror.lower()}")
     for p in map(Path, paths):
         if p.is_dir():
+            if not os.access(p, os.R_OK | os.X_OK):
+                raise DataError(f"cannot read the folder {p}: permission denied")
             base_depth = len(p.parts)
-            for root, dirs, files in os.walk(p):
+            for root, dirs, files in os.walk(p, onerror=unreadable):
                 dirs.sort()
                 if len(Path(root).parts) - base_depth >= max_depth:
                     dirs[:] = []
                 out += [Path(root) / f for f in sorted(files) if not f.startswith(".")]
         elif p.is_file():
             out.append(p)
+        elif p.is_symlink():
+            raise DataError(f"{p} is a broken symbolic link (or a loop of them)")
         else:
             raise DataError(f"no such file or folder: {p}")
     seen, uniq = set(), []
     for p in out:
-        if p.resolve() not in seen:
-            seen.add(p.resolve())
+        try:
+            real = p.resolve(strict=True)
+        except (OSError, RuntimeError):  # a dangling link, or links that point at each other
+            continue                      # not a data file: skipped like any other stray name
+        if real not in seen:
+            seen.add(real)
             uniq.append(p)
     return uniq
 
@@ -209,6 +220,10 @@ def read_bytes(path: Path, limit: int | None = None) -> bytes:
     try:
         with open_maybe_compressed(path) as fh:
             data = fh.read(limit + 1 if limit else -1)
+    except PermissionError:
+        raise DataError(f"{path}: permission denied") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder, not a file") from None
     except (OSError, EOFError, lzma.LZMAError, zlib.error, zipfile.BadZipFile, gzip.BadGzipFile) as e:
         raise DataError(f"{Path(path).name}: corrupt or truncated file ({e})") from None
     if limit and len(data) > limit:

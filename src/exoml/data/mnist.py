@@ -23,6 +23,8 @@ MAX_IDX_BYTES = 200_000_000  # the largest official IDX file is 47 MB
 
 
 def parse_idx(data: bytes, name: str = "idx", ndim: int | None = None) -> np.ndarray:
+    if not data:
+        raise DataError(f"{name}: the file is empty")
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise DataError(f"{name}: not an IDX file (bad magic number)")
     if data[2] != 0x08:

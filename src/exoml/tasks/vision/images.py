@@ -18,6 +18,8 @@ def load_image(path: str | Path, size: tuple[int, int], grey: bool, invert_light
     small or thin to hold a digit, is refused rather than given a confident answer."""
     from PIL import Image, UnidentifiedImageError
     path = Path(path)
+    if path.is_dir():
+        raise ExomlError(f"{path} is a folder: give an image file")
     if not path.is_file():
         raise ExomlError(f"image not found: {path}")
     try:
