@@ -105,3 +105,22 @@ def test_run_files_follow_the_umask(tmp_path):
         os.umask(old)
     assert {"config.json", "status.json", "metrics.json", "report.md", "model.safetensors"} <= set(modes)
     assert set(modes.values()) == {0o644}, modes
+
+
+def test_a_run_folder_has_one_writer(tmp_path):
+    """While a run is written its folder is locked: a second writer (--resume of a live run) is
+    refused, and a 'running' status whose lock is free is recognisably a dead run."""
+    with runs.new_run("demo", {}, tmp_path / "runs") as run:
+        assert runs.is_live(run.path)
+        with pytest.raises(ExomlError, match="being written by another process"):
+            with runs.new_run("demo", {}, resume=run.path):
+                pass
+        status = json.loads((run.path / "status.json").read_text())
+        assert status["status"] == "running" and status["pid"] > 0
+    assert not runs.is_live(run.path)  # the writer is gone: its status (failed/interrupted/running) is final
+
+
+def test_out_that_is_a_file_is_a_clean_error(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    assert main(["run", "iris", "--quick", "--out", str(tmp_path / "afile")]) == 2
+    assert "cannot create a run folder under" in capsys.readouterr().err

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ExomlError
+
 
 def _file_mode() -> int:
     """The mode a plain open() would give a new file (0666 less the umask): temporary files are
@@ -198,33 +200,70 @@ def new_run(task: str, config: dict, out: str | Path = "runs", resume: Path | No
         return
     if resume is not None:
         run = Run(resume, resumed=True)
+        lock = _lock(run.path)
     else:
         base = Path(out) / task
-        base.mkdir(parents=True, exist_ok=True)
         stamp = _timestamp()
         path = base / stamp
         n = 1
-        while True:
-            try:
-                path.mkdir()
-                break
-            except FileExistsError:  # two runs in the same second
-                n += 1
-                path = base / f"{stamp}-{n}"
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+            while True:
+                try:
+                    path.mkdir()
+                    break
+                except FileExistsError:  # two runs in the same second
+                    n += 1
+                    path = base / f"{stamp}-{n}"
+        except OSError as e:  # --out is a file, read-only, or the disk is full
+            raise ExomlError(f"cannot create a run folder under {out}: {e.strerror or e}") from None
         run = Run(path)
+        lock = _lock(run.path)
         run.save_json("config.json", {"task": task, "config": config, "environment": environment(),
                                       "started": datetime.now().isoformat(timespec="seconds"),
                                       "world_size": distributed.world_size()})
         distributed.share(run.path)  # the other ranks wait for the folder, then read it
-    run.status("running")
     try:
-        yield run
-    except KeyboardInterrupt:
-        run.status("interrupted")
-        raise
-    except BaseException as e:
-        run.status("failed", error=f"{type(e).__name__}: {e}")
-        raise
+        run.status("running", pid=os.getpid())
+        try:
+            yield run
+        except KeyboardInterrupt:
+            run.status("interrupted")
+            raise
+        except BaseException as e:
+            run.status("failed", error=f"{type(e).__name__}: {e}")
+            raise
+    finally:
+        lock.close()  # releases the lock: a "running" status without it is a run whose process died
+
+
+def _lock(path: Path):
+    """Hold an exclusive lock on the run folder while this process writes it: a second writer
+    (`--resume` of a run still going) is refused, and a reader can tell a live run from one whose
+    process died while its status still says "running" (is_live)."""
+    import fcntl
+    fh = open(path / ".lock", "a")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise ExomlError(f"{path} is being written by another process right now; wait for it or stop it") from None
+    return fh
+
+
+def is_live(path: Path) -> bool:
+    """Is a process writing this run folder now (it holds the folder's lock)?"""
+    import fcntl
+    try:
+        with open(Path(path) / ".lock", "a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            return False
+    except OSError:
+        return False
 
 
 def finish(run: Run, metrics: dict, report_md: str) -> None:
