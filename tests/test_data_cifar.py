@@ -237,3 +237,31 @@ def test_real_cifar(name):
     assert 80 < b.x_train.mean() < 160 and b.x_train.std() > 40  # real photos, not blank
     if name == "cifar100":
         assert (np.bincount(b.y_train_coarse) == 2500).all() and (np.bincount(b.y_test_coarse) == 500).all()
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("delay", [1.5, 4.0, 7.0])
+def test_sigterm_stops_an_import_promptly_and_keeps_the_cache(tmp_path, delay):
+    """SIGTERM while the archives are read and the decode workers run: the import stops within
+    seconds (exit 130, 'interrupted'), no traceback, and the cache it would replace is intact."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from conftest import shared
+    from fixtures.cifar import write_cifar_shards
+    real = shared("cifar10")
+    env = {**os.environ, "EXOML_DATA": str(tmp_path / "home")}
+    small, _ = write_cifar_shards(tmp_path / "small", n_per_class=1)
+    cmd = [sys.executable, "-m", "exoml", "data", "import", "cifar10"]
+    assert subprocess.run(cmd + [str(p) for p in small] + ["--subset"], env=env, capture_output=True).returncode == 0
+    before = (tmp_path / "home" / "cifar10" / "processed" / "meta.json").read_text()
+    proc = subprocess.Popen(cmd + [str(real)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGTERM)
+    t0 = time.time()
+    out, err = proc.communicate(timeout=60)
+    assert time.time() - t0 < 30
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in out + err, err[-2000:]
+    assert (tmp_path / "home" / "cifar10" / "processed" / "meta.json").read_text() == before

@@ -28,6 +28,7 @@ from pathlib import Path, PurePath
 import numpy as np
 from sklearn.utils import Bunch
 
+from ..toolkit.signals import deferred_interrupts
 from .core import Dataset, DataError, RemoteFile, expand, iter_tar
 
 PIXELS = 32 * 32 * 3
@@ -102,8 +103,9 @@ class _Decoder:
     """Decodes images in chunks while the archives are still being read: Pillow takes ~0.2 ms a
     WebP (~10 s for all of CIFAR on one core), so large imports use a pool of worker processes."""
 
-    def __init__(self):
+    def __init__(self, stop_asked=lambda: False):
         self.pending, self.parts, self.pool, self.n = [], [], None, 0
+        self.stop_asked = stop_asked  # Ctrl-C / SIGTERM: checked between chunks, never inside the pool's locks
 
     def add(self, name: str, blob: bytes) -> int:
         self.pending.append((name, blob))
@@ -122,8 +124,18 @@ class _Decoder:
 
     def result(self) -> np.ndarray:
         self._flush()
-        parts = [p.get() if hasattr(p, "get") else p for p in self.parts]
+        parts = []
+        for p in self.parts:
+            while hasattr(p, "ready") and not p.ready():
+                self.check()
+                p.wait(0.2)
+            parts.append(p.get() if hasattr(p, "get") else p)
         return np.concatenate(parts) if parts else np.empty((0, 32, 32, 3), np.uint8)
+
+    def check(self) -> None:
+        """Stop here if a stop was asked (the caller's finally closes the pool)."""
+        if self.stop_asked():
+            raise KeyboardInterrupt
 
     def close(self):
         if self.pool:
@@ -171,6 +183,7 @@ def _build(paths: list[Path], subset: bool, hundred: bool) -> tuple[dict, dict]:
     decoder = _Decoder()
 
     def take(member: PurePath, read, where: str) -> None:
+        decoder.check()
         if any(PICKLED.fullmatch(part) for part in member.parts):
             raise DataError(f"{where}: the pickled CIFAR 'python version' is never unpickled (it can run "
                             "code); use the binary version (cifar-*-binary.tar.gz) or an image-folder layout")
@@ -192,16 +205,18 @@ def _build(paths: list[Path], subset: bool, hundred: bool) -> tuple[dict, dict]:
             keys[split].append((index[cls], member.name, decoder.add(where, read())))
         # anything else (readme.html, SHA256SUMS, ...) is not part of the data
 
-    try:
-        for path in expand(paths, max_depth=4):
-            if TAR_NAME.fullmatch(path.name) and not PICKLED.fullmatch(path.name):
-                for member, blob in iter_tar(path):
-                    take(member, lambda blob=blob: blob, f"{path.name}:{member}")
-            else:  # (a pickled archive is refused by name, before it is opened)
-                take(path, path.read_bytes, str(path))
-        images = decoder.result()
-    finally:
-        decoder.close()
+    with deferred_interrupts() as stop_asked:  # Ctrl-C stops between two members, the old cache kept
+        decoder.stop_asked = stop_asked
+        try:
+            for path in expand(paths, max_depth=4):
+                if TAR_NAME.fullmatch(path.name) and not PICKLED.fullmatch(path.name):
+                    for member, blob in iter_tar(path):
+                        take(member, lambda blob=blob: blob, f"{path.name}:{member}")
+                else:  # (a pickled archive is refused by name, before it is opened)
+                    take(path, path.read_bytes, str(path))
+            images = decoder.result()
+        finally:
+            decoder.close()
 
     if bins and seen:
         raise DataError(f"{ds}: found both binary batches and image folders; import one layout at a time")
