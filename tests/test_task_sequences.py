@@ -175,6 +175,17 @@ def test_imdb_predict_text_and_file(trained, tmp_path, capsys):
     assert (run / "predictions" / "review.png").is_file()
 
 
+def test_imdb_predict_with_emoji_prints_no_library_warning(trained):
+    """A review with characters the plot font lacks: the answer and the plot, and nothing else on stderr."""
+    import subprocess
+    from test_console import console_script
+    _, runs = trained("imdb")
+    proc = subprocess.run([str(console_script()), "predict", "imdb", "What a wonderful \U0001F600 film \U0001F3AC",
+                           "--out", str(runs)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "plot:" in proc.stdout
+    assert proc.stderr.strip() == "", proc.stderr[-2000:]
+
+
 @pytest.mark.parametrize("kind, message", [
     ("empty", "empty"), ("spaces", "empty"), ("binary", "binary"), ("latin1", "not UTF-8"),
     ("missing", "not found"), ("none", "quoted argument"), ("no_words", "no words")])
