@@ -358,3 +358,18 @@ def test_precision_benchmark_prints_one_row_per_setting(capsys):
     rows = [line for line in out.splitlines() if line.startswith("| mnist-fast |")]
     assert len(rows) == 4 and rows[0].endswith("| 1.00x |")
     assert f"auto means {'bf16' if vision.cpu_has_bf16() else 'fp32'} here" in out
+
+
+def test_outside_mnist_digits_benchmark(trained, tmp_path):
+    """benchmarks/bench_digits.py on a trained run: printed digits in 9 fonts x 3 stroke widths and
+    scikit-learn's 8x8 digits, read as `exoml predict` reads a file; the result is recorded."""
+    import importlib.util
+    script = Path(__file__).parents[1] / "benchmarks" / "bench_digits.py"
+    spec = importlib.util.spec_from_file_location("bench_digits", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--run", str(trained("mnist")), "--results", str(tmp_path)]) == 0
+    (record,) = [json.loads(p.read_text()) for p in tmp_path.glob("mnist-*-outside-digits.json")]
+    m = record["metrics"]
+    assert m["n_fonts"]["mean"] == 9 * 10 * 3 * 2 and m["n_sklearn_8x8"]["mean"] == 1797
+    assert all(0 <= m[k]["mean"] <= 1 for k in m if k.startswith("accuracy"))
