@@ -7,7 +7,7 @@ import numpy as np
 from . import tokens as text
 from ...toolkit.plots import plt
 
-POS_NEG = ("tab:red", "tab:green")
+POS_NEG = ["tab:red", "tab:green"]  # a list: matplotlib 3.8 reads a 2-tuple as (colour, alpha)
 
 
 def review_lengths(lengths: np.ndarray, y: np.ndarray, classes: list[str], max_len: int):
