@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 
 # A character the font lacks (an emoji in a review) is drawn as a box; matplotlib's warning about
 # it names a glyph number and says nothing the user can act on.
-warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font", category=UserWarning)
+warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from (current )?font", category=UserWarning)
 
 
 def history_curves(history: list[dict], keys: list[list[str]] | None = None, title: str = ""):
