@@ -43,8 +43,8 @@ def run_row(name: str, seeds: list[int], out: Path, quick: bool) -> dict:
     results = []
     for seed in seeds:
         argv = flags + ["--seed", str(seed), "--out", str(out)] + (["--quick"] if quick else [])
-        mod, cfg = task_config(task, argv)
-        path, metrics = execute(task, mod, cfg)
+        spec, cfg = task_config(task, argv)
+        path, metrics = execute(spec, cfg)
         results.append({"seed": seed, "accuracy": metrics["accuracy"], "seconds": metrics["time_to_result_s"],
                         "train_s": metrics["train_time_s"], "device": metrics["device"], "run": str(path)})
         print(f"  {name} seed {seed}: accuracy {metrics['accuracy']:.4f} in {metrics['time_to_result_s']:.2f} s "

@@ -42,8 +42,8 @@ def run_row(name: str, seeds: list[int], out: Path, quick: bool) -> dict:
     task, flags, hw, targets = ROWS[name]
     per_seed = []
     for seed in seeds:
-        mod, cfg = task_config(task, flags + ["--seed", str(seed), "--out", str(out)] + (["--quick"] if quick else []))
-        path, metrics = execute(task, mod, cfg)
+        spec, cfg = task_config(task, flags + ["--seed", str(seed), "--out", str(out)] + (["--quick"] if quick else []))
+        path, metrics = execute(spec, cfg)
         per_seed.append({"seed": seed, "run": str(path), **{k: metrics[k] for k in targets}})
     row = {"row": name, "task": task, "flags": " ".join(flags), "hardware": hw, "seeds": len(seeds), "runs": per_seed}
     for k, target in targets.items():

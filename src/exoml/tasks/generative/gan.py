@@ -46,6 +46,7 @@ from ... import data as datasets
 from . import fid
 from ...toolkit import report, train, weights
 from ...toolkit.config import Common
+from ..contract import Headline, Profile, Reference, Task, Tuning  # noqa: F401
 from ...errors import ExomlError
 from ...toolkit.runs import Run, atomic_path
 from .gan_model import Discriminator, Generator, d_loss_fn, ema_avg, g_loss_fn, recalibrate_bn, sample
@@ -86,8 +87,12 @@ class Config(Common):
 
 # The CPU demo: a narrow net, a higher learning rate and a short average on 6,400 digits: 800 steps,
 # digit-like shapes in a few minutes on 2 cores; the judge is the mnist task's `fast` network.
-QUICK = dict(width=16, depth=0, batch_size=64, lr_g=1e-3, lr_d=1e-3, ema=0.99, lr_decay=0.0, epochs=8, n_train=6400,
-             n_eval=5000, judge_profile="fast", judge_n_train=20000, judge_epochs=2.0)
+PROFILES = {
+    "full": Profile({}, "15 epochs on all 60,000 digits, judged by the project's MNIST CNN"),
+    "quick": Profile(dict(width=16, depth=0, batch_size=64, lr_g=1e-3, lr_d=1e-3, ema=0.99, lr_decay=0.0, epochs=8, n_train=6400,
+             n_eval=5000, judge_profile="fast", judge_n_train=20000, judge_epochs=2.0),
+                     "seconds: a smoke test of the pipeline"),
+}
 
 
 # ---------------------------------------------------------------- run -----------------
@@ -252,3 +257,13 @@ def generate(args) -> int:
 
 
 add_predict_args, predict = add_generate_args, generate  # `exoml predict gan` does the same
+
+
+TASK = Task(
+    name=NAME, exercise="MNIST digit generation", dataset="mnist",
+    model="DCGAN (deeper: extra 3x3 convs), spectral norm in D, EMA of G's weights",
+    headline=Headline("fid", "FID (judge's features)", higher_is_better=False),
+    reference=Reference("DCGAN digits (no standard FID on MNIST)", None, "Radford et al., ICLR 2016"),
+    config=Config, profiles=PROFILES, run=run, predict=None, add_predict_args=None,
+    generate=generate, add_generate_args=add_generate_args,
+    tune_note="a GAN has no validation metric per epoch; its judge scores the samples after training")

@@ -40,6 +40,7 @@ import torch
 from ... import data
 from ...toolkit import plots, train
 from ...toolkit.config import Common
+from ..contract import Headline, Profile, Reference, Task, Tuning  # noqa: F401
 from ...errors import ExomlError
 from . import kddcup_report
 from . import common as tabular
@@ -64,11 +65,11 @@ class Config(Common):
     hidden: list[int] = field(default_factory=lambda: [64, 32, 8],
                               metadata={"help": "autoencoder encoder widths (decoder mirrors them)"})
     loss: str = "mse"                 # reconstruction loss
-    optimizer: str = "adam"           # adam | adamw | sgd | rmsprop
+    optimizer: str = "adam"           # the autoencoder's parameters: adam | adamw | sgd | rmsprop
     lr: float = 1e-3                  # peak learning rate (one-cycle: 10% warm-up, linear decay to 0)
     weight_decay: float = 0.0
     batch_size: int = 1024            # rows per step
-    epochs: int = 5                   # passes over the training rows
+    epochs: int = 5                   # protocol B: autoencoder passes over the training rows (protocol A picks from --epochs-a on validation)
     metrics: list[str] = field(default_factory=lambda: ["mae"])
     val_fraction: float = 0.1         # training rows held out: validation loss; protocol B threshold
     scalers_a: list[str] = field(default_factory=lambda: list(SCALERS), metadata={"help": "protocol A candidates, "
@@ -89,8 +90,12 @@ class Config(Common):
     threads: int = 0                  # CPU threads for numpy/scikit-learn/torch (0: library defaults)
 
 
-QUICK = dict(seeds=2, epochs=3, epochs_a=[3], batch_size=256, train_subset=20000, test_subset=20000, if_trees=30,
-             ocsvm_components=30)
+PROFILES = {
+    "full": Profile({}, "protocols A (5 seeds) and B on all rows"),
+    "quick": Profile(dict(seeds=2, epochs=3, epochs_a=[3], batch_size=256, train_subset=20000, test_subset=20000, if_trees=30,
+             ocsvm_components=30),
+                     "seconds: a smoke test of the pipeline"),
+}
 
 
 def run(cfg: Config, run) -> tuple[dict, str]:
@@ -249,3 +254,12 @@ def predict(args) -> int:
     path = Run(run_dir).save_figure(fig, tabular.prediction_figure_path(run_dir, stem))
     print(f"plot: {path}")
     return 0
+
+
+TASK = Task(
+    name=NAME, exercise="KDD Cup 99 network anomaly detection", dataset="kddcup",
+    model="autoencoder (reconstruction error), Isolation Forest, one-class SVM",
+    headline=Headline("A_f1", "F1 of the autoencoder, protocol A"),
+    reference=Reference("precision 0.930, recall 0.944, F1 0.937 (DAGMM)", 0.937, "Zong et al., ICLR 2018"),
+    config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
+    tune_note="its choices (scaler, epochs) are made per method by F1 on validation inside the run")
