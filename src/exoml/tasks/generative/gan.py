@@ -63,7 +63,7 @@ class Config(Common):
     width: int = 16             # channels of D's first conv; G uses 4w and 2w
     depth: int = 2              # extra 3x3 conv layers per resolution in G and D (0: the plain DCGAN)
     loss: str = field(default="bce", metadata={"help": "bce (non-saturating) | hinge", "choices": ["bce", "hinge"]})
-    optimizer: str = "adam"     # adam | adamw | sgd | rmsprop (for both networks)
+    optimizer: str = "adam"     # both networks' parameters: adam | adamw | sgd | rmsprop
     lr_g: float = 1e-3          # generator learning rate
     lr_d: float = 1e-3          # discriminator learning rate
     beta1: float = 0.5          # Adam beta1 (0.5: the DCGAN choice, less momentum for a moving target)
@@ -74,7 +74,8 @@ class Config(Common):
     real_label: float = 0.9     # target for real digits in D's BCE (1.0 = no label smoothing)
     spectral_norm: bool = True  # spectral normalisation of D's layers
     ema: float = 0.999          # per-step decay of the moving average of G's weights (0 = off: G itself)
-    lr_decay: float = 0.5       # fraction of the steps, at the end, over which both lrs fall linearly to 0
+    lr_decay: float = field(default=0.5, metadata={"min": 0, "max": 1, "help": "fraction of the steps, at the end, "
+                            "over which both lrs fall linearly to 0 (0: constant lrs)"})
     grid_n: int = 16            # fixed-noise samples drawn after every epoch (progression, GIF)
     n_eval: int = 10000         # generated digits measured, and real ones on each side of the floor
     judge: str = field(default="auto", metadata={
