@@ -85,7 +85,7 @@ class Task:
     run: Callable
     predict: Callable | None
     add_predict_args: Callable | None
-    profiles: Mapping[str, Profile] = field(default_factory=lambda: {FULL: Profile(about="the full recipe")})
+    profiles: Mapping[str, Profile]  # name -> Profile; QUICK is required, FULL is the usual default
     default_profile: str = FULL
     generate: Callable | None = None
     add_generate_args: Callable | None = None

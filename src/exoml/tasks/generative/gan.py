@@ -17,17 +17,9 @@ penultimate features (n_eval generated vs test digits, next to a train-vs-test f
 MNIST space, not Inception's: compare only runs with the same judge), the share of generated digits
 it classifies with confidence >= 0.9 (target >= 85%), and its class histogram (every digit 7-13%).
 
-Default recipe (width 16, depth 2, batch 64, Adam lr 1e-3 for G and D, EMA 0.999, both lrs falling
-linearly to 0 over the second half, 15 epochs), chosen in a CPU study (BENCHMARKS.md) by the judge's
-confidence and class shares only, never FID. Measured, seed 0 only, judge `exoml run mnist --profile
-fast --label-smoothing 0` (99.2%), 2026-11-25, 2-core AMD EPYC CPU:
-  `OMP_NUM_THREADS=2 exoml run gan --n-train 0 --judge RUN` (15 epochs, 14,055 steps, 58 min of
-  training): confidence >= 0.9 for 86.6% of 10,000 generated digits (real test digits 96.8%; target
-  85%: met), class shares 9.3%-11.3% (target 7-13%: met), FID 0.56 (floor 0.22). Depth 1 with EMA
-  0.99 and a constant lr (the session-3 default) gave 82.8%.
-  `exoml run gan --quick` (800 steps on 6,400 digits, 100 s in all, judge trained here): FID 18.38
-  (floor 0.80), confidence >= 0.9: 22.1%, class shares 2.1%-25.2%: digit-like shapes.
-NOT MEASURED: the H100 target (>= 85% and 7-13% within 2 minutes of training).
+Default recipe: width 16, depth 2, batch 64, Adam lr 1e-3 for G and D, EMA 0.999, both lrs falling
+linearly to 0 over the second half, 15 epochs; chosen in a CPU study by the judge's confidence and
+class shares only, never FID. Measured results: BENCHMARKS.md.
 
     exoml run gan [--quick] [--conditional]
     exoml generate gan --n 64 [--digit 7] [--run DIR]     # writes <run>/generated/<name>.png

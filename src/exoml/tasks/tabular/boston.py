@@ -12,11 +12,7 @@ Models:
   3. a model still linear in its parameters: log1p of the skewed features, polynomial terms
      (interactions), optionally a log target, ridge penalty; these choices by k-fold CV on the
      training part only.
-Measured (`exoml run boston --threads 1`, seed 0, 2-core CPU shared with other jobs, 2026-11-25,
-39 s wall): test R² OLS 0.6688 (RMSE 4.93, MAE 3.19); gradient descent 0.6688 (predictions within
-1e-5 of the closed form); engineered ridge 0.8311 (RMSE 3.52; chosen by 5-fold CV on the training
-part: degree 2, log1p features, log target, alpha 0.063). Repeated 5-fold CV of OLS over all 506
-rows: R² 0.712 ± 0.061.
+Measured results: BENCHMARKS.md (OLS reproduces the published test R² 0.6688).
 
 Ethics: column B = 1000(Bk - 0.63)^2, Bk the proportion of Black residents, encodes the authors'
 assumption of racial self-segregation; scikit-learn removed `load_boston` (1.2) for this reason.

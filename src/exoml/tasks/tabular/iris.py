@@ -7,10 +7,7 @@ algorithm). There is no train/test split: clustering describes these 150 flowers
 Models: K-means (k = 1..k_max) on the raw and on standardised features (elbow and silhouette
 curves), then k = 3 in depth: K-means raw, K-means standardised and a full-covariance Gaussian
 mixture, one row each in one table.
-Measured (`exoml run iris --threads 1`, seed 0, 2-core CPU shared with other jobs, 2026-11-25,
-19 s wall): K-means raw k=3 ARI 0.7302, matched accuracy 0.8933 (the published figures);
-standardised K-means ARI 0.6201, accuracy 0.8333; Gaussian mixture (full covariance) ARI 0.9039,
-accuracy 0.9667.
+Measured results: BENCHMARKS.md.
 
     exoml run iris
     exoml predict iris --row '{"sepal length": 5.1, "sepal width": 3.5, "petal length": 1.4, "petal width": 0.2}'

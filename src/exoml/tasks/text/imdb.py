@@ -9,14 +9,7 @@ Model: embedding -> stacked bidirectional LSTM (or GRU) over the real tokens of 
 within its own length, so padding never enters a state) -> max-pool over time -> one logit.
 No pretrained embeddings or language models.
 
-Metric (test accuracy on all 25,000 test reviews):
-    GPU recipe (the defaults, `exoml run imdb`; target >= 90% as a 3-seed mean, see
-    benchmarks/bench_sequences.py): not measured yet (no GPU was available).
-    CPU profile, seed 0, measured 2026-11-25 on a shared 2-core CPU under heavy load (load ~7):
-        OMP_NUM_THREADS=1 exoml run imdb --max-len 200 --embed-dim 64 --hidden 64 --layers 1 --epochs 3
-    -> accuracy 0.8290 (precision 0.815, recall 0.851, F1 0.833) in 19.4 min wall (1,109 s training);
-    the same with --epochs 2: 0.8029 in 19.4 min (heavier load). On a busy CPU,
-    OMP_NUM_THREADS=1 ran an LSTM step 6-10x faster than 2 threads (micro-benchmark).
+Headline: test accuracy on all 25,000 test reviews (measured results: BENCHMARKS.md).
 Run: `exoml run imdb` (GPU), `exoml run imdb --quick` (seconds, a 2,000-review subset).
 A checkpoint is written after every epoch; `exoml run imdb --resume RUN_DIR` continues a stopped run.
 Predict: `exoml predict imdb "What a wonderful film"` or `exoml predict imdb --file review.txt`.

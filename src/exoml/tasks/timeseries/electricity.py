@@ -21,14 +21,7 @@ Published: naive about 465 kW, LSTM variants 368-400 kW.
 Model: LSTM encoder over the input window -> linear layer -> all horizon steps at once (direct
 multi-output), MSE loss, Adam, early stopping on the validation loss; D averages a few seeds.
 
-Measured 2026-11-25, seed 0, on a shared 2-core CPU (OMP_NUM_THREADS=1; 2 min 48 s wall):
-    OMP_NUM_THREADS=1 exoml run electricity --train-stride-h 3 --layers 1 --epochs 15 --patience 4
-    H: test MSE 0.390 kW², MAE 0.468 kW on 7,464 windows; best baseline (same hour yesterday)
-       0.672 kW², same hour last week 0.692, persistence 1.053: the model is 41.9% below the best.
-    D: test RMSE 352.0 kW (5 seeds averaged); naive weekly 471.0, same week a year ago 467.8,
-       last day 523.7 kW.
-The defaults (every hourly window, 2 layers) are meant for a GPU: not measured yet (on that CPU
-one epoch took 160-330 s). `exoml run electricity --quick` runs in seconds (late 2009 only).
+Measured results: BENCHMARKS.md. `exoml run electricity --quick` runs in seconds (late 2009 only).
 Predict: `exoml predict electricity [--run DIR]` forecasts the 24 hours after the end of the data.
 """
 from __future__ import annotations

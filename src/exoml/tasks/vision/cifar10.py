@@ -11,11 +11,8 @@ mirroring ("alternating flip") and 2-pixel random translation; test-time mirror 
 bf16 autocast and channels_last on CUDA (and on CPUs with native bf16, `--precision auto`), the data
 kept on the device as one tensor.
 
-Targets: >= 94.0% test accuracy (mean of several seeds) in <= 3 s on an H100. NOT MEASURED YET:
-no GPU was available when this was written. Only a CPU smoke run on real data exists (2026-11-25,
-2-core CPU shared with other jobs, seed 0: `exoml run cifar10 --train-subset 3000 --val-size 500
---widths 32 64 64 --epochs 4 --batch-size 250 --test-subset 2000`): 64.4% on 2,000 test images
-after 4 epochs on 2,500 images; it shows the pipeline learns, not what the recipe reaches.
+Target: >= 94.0% test accuracy (mean of several seeds), as airbench94; measured results are in
+BENCHMARKS.md.
 
     exoml run cifar10 --val-size 0         # the speed recipe (8 epochs, batch 2000)
     exoml predict cifar10 photo.jpg        # any image: made RGB and resized to 32x32

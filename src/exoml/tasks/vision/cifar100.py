@@ -8,12 +8,8 @@ each block starts as the identity. Recipe: on-device random crop (4 px reflect p
 CutMix, label smoothing, Nesterov SGD with a one-cycle lr, test-time mirror averaging; bf16
 autocast and channels_last on CUDA and on CPUs with native bf16 (`--precision auto`).
 
-Profiles (`--profile`): `full` (default, 200 epochs with CutMix; aimed at >= 80% test accuracy
-in <= 10 min on an H100) and `fast` (30 epochs without CutMix; aimed at >= 75%). NOT MEASURED YET:
-no GPU was available when this was written. Only a CPU smoke run on real data exists (2026-11-25,
-2-core CPU shared with other jobs, seed 0: `exoml run cifar100 --profile fast --width 16 --blocks 1 1
-1 1 --train-subset 5000 --val-size 500 --epochs 3 --batch-size 100 --test-subset 2000`): 8.1% on 2,000
-test images (chance 1%); it shows the pipeline learns, not what the recipe reaches.
+Profiles (`--profile`): `full` (default, 200 epochs with CutMix; aimed at >= 80% test accuracy)
+and `fast` (30 epochs without CutMix; aimed at >= 75%); measured results are in BENCHMARKS.md.
 
     exoml run cifar100                      # full recipe (a GPU job)
     exoml run cifar100 --profile fast

@@ -1,8 +1,8 @@
 """What the four image tasks (mnist, fashion-mnist, cifar10, cifar100) share for data, precision and
 inference, so each task file only says what is its own: the split, the data on the device, bf16
 autocast where it pays, test-time augmentation. The training loop (checkpoints, resume, torchrun)
-is in _vision_loop.py, augmentation ops in _augment.py, the Muon optimizer in _muon.py, figures,
-report and `exoml predict` in _vision_report.py.
+is in loop.py, augmentation ops in augment.py, the Muon optimizer in muon.py, figures, report and
+`exoml predict` in report.py.
 
 Data stays on the device as one uint8 tensor (N, C, H, W); a batch is gathered by index, turned
 into floats in [0, 1] and augmented there, so nothing is copied per step. Every model starts with

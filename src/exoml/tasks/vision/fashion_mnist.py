@@ -10,12 +10,7 @@ Profiles (`--profile`): `full` (default; >= 91.0% test accuracy) and `fast` (>= 
 minutes on a 2-core CPU). Both were chosen on the validation split only (BENCHMARKS.md has the study:
 shifts, erasing, dropout 0.3 and no label smoothing each cost validation accuracy; an MLP is not
 translation-equivariant, so shifted garments are a harder task, not a free regulariser for it).
-Measured on the official test split, 2026-11-25, 2-core AMD EPYC (AVX512-BF16), `--precision auto` (bf16):
-  full (MLP 1024-1024, dropout 0.1, 20 epochs): 91.06% +- 0.09 (seeds 0-2: 90.99, 91.04, 91.16), about
-    4 min per seed on one thread: `OMP_NUM_THREADS=1 python benchmarks/bench_images.py --rows
-    fashion-mnist-full --seeds 3`;
-  fast (MLP 512-256, 10 epochs, batch 512, peak lr 4e-3): 89.86% +- 0.10 in 32 s of training +
-    evaluation on 2 threads: `python benchmarks/bench_images.py --rows fashion-mnist-fast --seeds 3`.
+Measured results: BENCHMARKS.md.
 
     exoml run fashion-mnist                    # full recipe
     exoml run fashion-mnist --profile fast     # the short CPU recipe

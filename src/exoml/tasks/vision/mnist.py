@@ -6,15 +6,7 @@ images, 28x28 grey. Recipe: random rotation/zoom/shift as one batched affine war
 AdamW with a one-cycle learning rate (linear warm-up, linear decay to 0).
 
 Profiles (`--profile`): `full` (default; aimed at >= 99.6% test accuracy) and `fast` (aimed at
->= 99.0% within 2 minutes on a 2-core CPU).
-Measured (official test split, 2026-11-25, a quiet 2-core x86-64 CPU, 2 threads,
-`python benchmarks/bench_images.py --rows mnist-fast --seeds 3`): the fast profile reaches
-99.26% ± 0.04 (seeds 0-2: 99.31, 99.25, 99.23) in 42 s of training + evaluation (fp32, before
---precision existed; with bf16: 99.26% ± 0.03 in 33 s): the 2-minute CPU target is met. The full
-profile reaches 99.69% ± 0.04 (seeds 0-2: 99.66, 99.73, 99.69): the 99.6% target is met, in 51-70
-min per seed (`OMP_NUM_THREADS=1 python benchmarks/bench_images.py --rows mnist-full`, seeds spread
-over two processes with --first-seed, bf16 autocast, the 2-core AMD EPYC shared with 2-4 other jobs).
-Not measured: the GPU time target (99.5% in 5 s).
+>= 99.0% within 2 minutes on a 2-core CPU); measured results are in BENCHMARKS.md.
 
     exoml run mnist                      # full recipe
     exoml run mnist --profile fast       # the short CPU recipe
