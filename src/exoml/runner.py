@@ -15,11 +15,18 @@ from pathlib import Path
 from .errors import ExomlError
 
 
+def default_profile(task) -> str:
+    """The profile a run takes when none is given: the task's declared default. (A choice by
+    device, e.g. the full recipe on a GPU and a CPU profile elsewhere, belongs here: --help, the
+    config builder and the run folder all take the default from this function.)"""
+    return task.default_profile
+
+
 def profile_help(task) -> dict[str, str]:
     """{profile: one line for --help}: what it is for and what it measured (each flag's help
     shows the profiles' values)."""
     out = {}
-    for name in task.profile_settings():
+    for name in task.profile_settings(default_profile(task)):
         p = task.profiles[name]
         out[name] = " - ".join(x for x in (p.about, f"measured: {p.measured}" if p.measured else "") if x) or name
     return out
@@ -31,7 +38,7 @@ def config_parser(task, prog: str = "exoml run") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"{prog} {task.name}", description=f"{task.exercise}. Model: {task.model}. "
         f"Headline: {task.headline.label}; published: {task.reference.text} ({task.reference.source}).")
-    add_config_args(parser, task.config, task.profile_settings(), profile_help(task))
+    add_config_args(parser, task.config, task.profile_settings(default_profile(task)), profile_help(task))
     parser.add_argument("--config", metavar="FILE.json", help="settings from a JSON file (over the profile; "
                         "flags win over it)")
     return parser
@@ -48,7 +55,7 @@ def task_config(name: str, argv: list[str], prog: str = "exoml run"):
                             help="continue an interrupted run in its own folder, with its own settings")
     given = vars(parser.parse_args(argv))
     resume = given.pop("resume", None)
-    profiles = task.profile_settings()
+    profiles = task.profile_settings(default_profile(task))
     if resume is not None:  # the run's own settings, nothing else
         _interrupted_run(name, resume)
         cfg = build_config(task.config, {}, profiles, str(resume / "config.json"))

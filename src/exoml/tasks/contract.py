@@ -5,7 +5,7 @@ A task module ends with
     TASK = Task(
         name="mnist", exercise="MNIST digit classification", dataset="mnist",
         model="CNN: two conv stages, ...",
-        headline=Headline("test_accuracy", "test accuracy"),
+        headline=Headline("accuracy", "test accuracy"),
         reference=Reference("99.25% test accuracy (Keras mnist_cnn example)", 0.9925, "keras.io examples"),
         config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
         tuning=Tuning("val_accuracy"), distributed=True)
@@ -105,9 +105,14 @@ class Task:
         if self.tuning is not None and self.tuning.direction not in ("maximize", "minimize"):
             raise ValueError(f"task {self.name}: tuning direction must be maximize or minimize")
 
-    def profile_settings(self) -> dict[str, dict]:
-        """{profile name: its settings}, the default profile first (what the config builder takes)."""
-        names = [self.default_profile, *(p for p in self.profiles if p != self.default_profile)]
+    def profile_settings(self, default: str | None = None) -> dict[str, dict]:
+        """{profile name: its settings}, the default profile first (what the config builder takes).
+        `default` overrides `default_profile` (runner.default_profile chooses it: the one place a
+        choice by device would go)."""
+        default = default or self.default_profile
+        if default not in self.profiles:
+            raise ValueError(f"task {self.name} has no profile {default!r}")
+        names = [default, *(p for p in self.profiles if p != default)]
         return {p: dict(self.profiles[p].settings) for p in names}
 
     def settings(self, profile: str | None = None, **given):
