@@ -47,8 +47,8 @@ class Config(vision.ImageCommon):
                            "and of the linear head (--head-lr): adam | adamw | sgd | rmsprop; the conv filters "
                            "(the 3x3 conv weights of the three conv groups) always use Muon (--muon-lr); the whitening filters stay "
                            "frozen"})
-    lr: float = 0.053                # SGD lr of BatchNorm and whitening biases, per unit of summed loss
-    head_lr: float = 0.67            # SGD lr of the linear head
+    lr: float = 0.053                # --optimizer lr of the BatchNorm and whitening biases, per unit of summed loss
+    head_lr: float = 0.67            # --optimizer lr of the linear head
     muon_lr: float = 0.24            # Muon step for conv filters (relative to the filter norm)
     momentum: float = 0.85           # Nesterov momentum of --optimizer sgd (Muon's is 0.6)
     weight_decay: float = 2e-6       # decoupled: fraction removed per step, per image of the batch
