@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     run = args.run
     if run is None:
         from exoml.runner import execute, task_config
-        mod, cfg = task_config("mnist", ["--profile", args.train, "--seed", str(args.seed), "--out", str(tmp / "runs")])
-        run, _ = execute("mnist", mod, cfg)
+        spec, cfg = task_config("mnist", ["--profile", args.train, "--seed", str(args.seed), "--out", str(tmp / "runs")])
+        run, _ = execute(spec, cfg)
     import json
     info = json.loads((Path(run) / "config.json").read_text())
     profile = info["config"].get("profile", "default")

@@ -47,14 +47,14 @@ def run_row(name: str, seeds: list[int], out: Path, quick: bool, results_dir: Pa
     results, per_seed = [], []
     for seed in seeds:
         argv = flags + ["--seed", str(seed), "--out", str(out)] + (["--quick"] if quick else [])
-        mod, cfg = task_config(task, argv)
-        path, metrics = execute(task, mod, cfg)
+        spec, cfg = task_config(task, argv)
+        path, metrics = execute(spec, cfg)
         per_seed.append(metrics)
         results.append({"seed": seed, "accuracy": metrics["accuracy"], "seconds": metrics["time_to_result_s"],
                         "train_s": metrics["train_time_s"], "device": metrics["device"], "run": str(path)})
         print(f"  {name} seed {seed}: accuracy {metrics['accuracy']:.4f} in {metrics['time_to_result_s']:.2f} s "
               f"({metrics['device']})", flush=True)
-    profile = "quick" if quick else str(getattr(cfg, "profile", None) or "default")
+    profile = cfg.profile
     records.write(f"{task}-quick" if quick else name, task, profile,
                   f"python benchmarks/bench_images.py --rows {name} --seeds {len(seeds)}"
                   + (f" --first-seed {seeds[0]}" if seeds[0] else "") + (" --quick" if quick else ""),

@@ -19,30 +19,43 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 import records  # noqa: E402
 
-# What each task's rows show: (metrics.json key, label, format). The first is the headline.
-SHOWN: dict[str, list[tuple[str, str, str]]] = {
-    "cifar10": [("accuracy", "test accuracy", "pct2")],
-    "boston": [("engineered_test_r2", "engineered ridge test R²", "f4"), ("ols_test_r2", "OLS test R²", "f4")],
-    "imdb": [("accuracy", "test accuracy", "pct2"), ("f1", "F1", "f3")],
-    "iris": [("ari", "K-means ARI", "f4"), ("accuracy", "matched accuracy", "pct2")],
-    "kddcup": [("A_f1", "protocol A F1 (autoencoder)", "f4"), ("B_f1", "protocol B F1", "f4")],
+# Columns shown beside each task's headline metric (the headline itself comes from the task's
+# contract): (metrics.json key, label, format).
+EXTRA: dict[str, list[tuple[str, str, str]]] = {
+    "boston": [("ols_test_r2", "OLS test R²", "f4")],
+    "imdb": [("f1", "F1", "f3")],
+    "iris": [("accuracy", "matched accuracy", "pct2")],
+    "kddcup": [("B_f1", "protocol B F1", "f4")],
     "gan": [("confident_share", "judged with confidence ≥ 0.9", "pct1"), ("class_share_min", "rarest digit", "pct1"),
-            ("class_share_max", "commonest digit", "pct1"), ("fid", "FID (judge features)", "f2")],
-    "electricity": [("H_test_mse_kw2", "protocol H test MSE (kW²)", "f3"), ("D_test_rmse_kw", "protocol D weekly RMSE (kW)", "f1")],
-    "mnist": [("accuracy", "test accuracy", "pct2")],
-    "fashion-mnist": [("accuracy", "test accuracy", "pct2")],
-    "cifar100": [("accuracy", "test accuracy", "pct2")],
+            ("class_share_max", "commonest digit", "pct1")],
+    "electricity": [("D_test_rmse_kw", "protocol D weekly RMSE (kW)", "f1")],
 }
 TIME_KEYS = (("time_to_result_s", "training + test evaluation"), ("train_time_s", "training"),
              ("train_s", "training"), ("wall_s", "whole run"), ("elapsed_s", "whole run"))
 
 
+def key_format(key: str) -> str:
+    if "accuracy" in key:
+        return "pct2"
+    if "share" in key:
+        return "pct1"
+    return "f2" if key == "fid" else "f3" if "mse" in key else "f4"
+
+
+def shown() -> dict[str, list[tuple[str, str, str]]]:
+    """{task: [(key, label, format)]}: the contract's headline first, then EXTRA, in the registry's order."""
+    from exoml.tasks import get, names
+    out = {}
+    for name in names():
+        head = get(name).headline
+        out[name] = [(head.key, head.label, key_format(head.key))] + EXTRA.get(name, [])
+    return out
+
+
 def task_meta() -> dict[str, dict]:
-    """{task: exercise, model, reference} from the task registry and the report's references."""
-    from exoml.htmlreport import REFERENCES
-    from exoml.tasks import TASKS
-    return {name: {"exercise": t.exercise, "model": t.model, "reference": REFERENCES.get(name, ("", ""))[0]}
-            for name, t in TASKS.items()}
+    """{task: model, reference} as each task declares them."""
+    from exoml.tasks import get, names
+    return {name: {"model": get(name).model, "reference": get(name).reference.text} for name in names()}
 
 
 def fmt(value: float, kind: str) -> str:
@@ -82,12 +95,10 @@ def hardware(record: dict) -> str:
 
 def headline_record(task: str, recs: dict[str, dict]) -> dict | None:
     """The task's row in the README: its default recipe if measured, else its newest non-quick row."""
+    from exoml.tasks import get
     mine = [r for r in recs.values() if r["task"] == task and r["profile"] != "quick"]
-    for preferred in (f"{task}-default", f"{task}-full"):
-        for r in mine:
-            if r["row"] == preferred:
-                return r
-    return max(mine, key=lambda r: r["date"], default=None)
+    preferred = f"{task}-{get(task).default_profile}"
+    return next((r for r in mine if r["row"] == preferred), max(mine, key=lambda r: r["date"], default=None))
 
 
 def footnote(record: dict) -> str:
@@ -98,8 +109,8 @@ def readme_table(recs: dict[str, dict]) -> str:
     meta = task_meta()
     lines = ["| task | model | metric | ours: mean ± sd (seeds) | published reference | hardware | time | command |",
              "|---|---|---|---|---|---|---|---|"]
-    for task, shown in SHOWN.items():
-        key, label, kind = shown[0]
+    for task, columns in shown().items():
+        key, label, kind = columns[0]
         r = headline_record(task, recs)
         if r is None:
             lines.append(f"| `{task}` | {meta[task]['model']} | {label} | not measured | {meta[task]['reference']} "
@@ -117,8 +128,8 @@ def quick_table(recs: dict[str, dict]) -> str:
     """The seconds-long smoke profile of every task: it shows the pipeline works, not what recipes reach."""
     lines = ["| task | metric (quick profile, a subsample) | value | whole run | hardware | date, commit |",
              "|---|---|---|---|---|---|"]
-    for task, shown in SHOWN.items():
-        key, label, kind = shown[0]
+    for task, columns in shown().items():
+        key, label, kind = columns[0]
         r = recs.get(f"{task}-quick")
         if r is None or key not in r["metrics"]:
             lines.append(f"| `{task}` | {label} | not run | — | — | — |")
@@ -133,11 +144,11 @@ def task_table(task: str, recs: dict[str, dict]) -> str:
     mine = sorted((r for r in recs.values() if r["task"] == task and r["profile"] != "quick"), key=lambda r: r["row"])
     if not mine:
         return "Not measured yet."
-    shown = SHOWN[task]
-    head = "| row | " + " | ".join(label for _, label, _ in shown) + " | time | hardware | date, commit | command |"
-    lines = [head, "|" + "---|" * (len(shown) + 5)]
+    columns = shown()[task]
+    head = "| row | " + " | ".join(label for _, label, _ in columns) + " | time | hardware | date, commit | command |"
+    lines = [head, "|" + "---|" * (len(columns) + 5)]
     for r in mine:
-        cells = [result(r, key, kind) for key, _, kind in shown]
+        cells = [result(r, key, kind) for key, _, kind in columns]
         commit = r.get("git_sha") or "not recorded"
         lines.append(f"| {r['row']}{footnote(r)} | " + " | ".join(cells) + f" | {time_text(r)} | {hardware(r)} | "
                      f"{r['date']}, {commit} | `{r['command']}` |")
@@ -149,7 +160,7 @@ def task_table(task: str, recs: dict[str, dict]) -> str:
 def blocks(recs: dict[str, dict]) -> dict[str, dict[str, str]]:
     """{file: {generated block name: its content}}."""
     return {"README.md": {"results": readme_table(recs), "quick": quick_table(recs)},
-            "BENCHMARKS.md": {f"results:{task}": task_table(task, recs) for task in SHOWN}}
+            "BENCHMARKS.md": {f"results:{task}": task_table(task, recs) for task in shown()}}
 
 
 def render(text: str, parts: dict[str, str], name: str) -> str:

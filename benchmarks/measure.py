@@ -26,12 +26,12 @@ import records  # noqa: E402  (benchmarks/records.py, beside this script)
 def measure(task: str, flags: list[str], seeds: list[int], out: Path) -> tuple[str, list[dict]]:
     """(resolved profile, one metrics dict per seed with its wall time added)."""
     from exoml.runner import execute, task_config
-    per_seed, profile = [], "default"
+    per_seed, profile = [], ""
     for seed in seeds:
-        mod, cfg = task_config(task, flags + ["--seed", str(seed), "--out", str(out)])
-        profile = "quick" if getattr(cfg, "quick", False) else str(getattr(cfg, "profile", None) or "default")
+        spec, cfg = task_config(task, flags + ["--seed", str(seed), "--out", str(out)])
+        profile = cfg.profile
         t0 = time.perf_counter()
-        path, metrics = execute(task, mod, cfg)
+        path, metrics = execute(spec, cfg)
         metrics = {**metrics, "wall_s": round(time.perf_counter() - t0, 2)}
         per_seed.append(metrics)
         print(f"[measure] {task} seed {seed}: {path}", flush=True)

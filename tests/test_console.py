@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from exoml.tasks import TASKS
+from exoml.tasks import names
+
+TASKS = names()
 
 COMMANDS = [
     ["--help"], ["list"], ["data", "list"],

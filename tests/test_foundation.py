@@ -33,9 +33,10 @@ class DemoConfig(Common):
 
 
 def _parse(argv, quick=None, config_file=None):
+    profiles = {"full": {}, "quick": quick or {}}
     p = argparse.ArgumentParser()
-    add_config_args(p, DemoConfig)
-    return build_config(DemoConfig, vars(p.parse_args(argv)), quick, config_file)
+    add_config_args(p, DemoConfig, profiles)
+    return build_config(DemoConfig, vars(p.parse_args(argv)), profiles, config_file)
 
 
 def test_config_flags_defaults_and_precedence(tmp_path):
@@ -43,11 +44,11 @@ def test_config_flags_defaults_and_precedence(tmp_path):
     assert (cfg.epochs, cfg.lr, cfg.optimizer, cfg.widths, cfg.augment) == (3, 1e-3, "adam", [32, 64], True)
     cfg = _parse(["--epochs", "5", "--widths", "8", "16", "--augment", "false", "--dry-run"])
     assert (cfg.epochs, cfg.widths, cfg.augment, cfg.dry_run) == (5, [8, 16], False, True)
-    # quick < config file < flags
+    # profile < config file < flags
     f = tmp_path / "best.json"
     f.write_text(json.dumps({"lr": 0.5, "epochs": 7}))
     cfg = _parse(["--quick", "--epochs", "9"], quick={"epochs": 1, "lr": 0.1, "optimizer": "sgd"}, config_file=str(f))
-    assert (cfg.epochs, cfg.lr, cfg.optimizer, cfg.quick) == (9, 0.5, "sgd", True)
+    assert (cfg.epochs, cfg.lr, cfg.optimizer, cfg.profile) == (9, 0.5, "sgd", "quick")
     with pytest.raises(SystemExit):
         _parse(["--optimizer", "lbfgs"])
     f.write_text(json.dumps({"not_a_setting": 1}))
@@ -183,12 +184,12 @@ def test_help_text_falls_back_to_the_field_comment(capsys):
     with pytest.raises(SystemExit):
         main(["run", "cifar10", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "--batch-size INT images per step (default: 2000)" in out
+    assert "--batch-size INT images per step (default: 2000; profile quick: 100)" in out
     assert "keep 60% of the old value" in out  # a % in a comment is printed as is
 
 
 def test_done_line_prints_counts_as_integers(monkeypatch, capsys, tmp_path):
     import exoml.runner as runner
-    monkeypatch.setattr(runner, "execute", lambda task, mod, cfg: (tmp_path, {"accuracy": 0.98765, "n_test": 10000}))
-    runner.run_task("iris", ["--quick"])
-    assert "[iris] done: accuracy=0.9877, n_test=10000" in capsys.readouterr().out
+    monkeypatch.setattr(runner, "execute", lambda spec, cfg: (tmp_path, {"n_test": 10000, "accuracy": 0.98765}))
+    runner.run_task("mnist", ["--quick"])
+    assert "[mnist] done: accuracy=0.9877, n_test=10000" in capsys.readouterr().out  # the headline first

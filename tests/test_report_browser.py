@@ -21,7 +21,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--dis
 
 def _fake_run(out, task: str, value: float, with_image: bool = True):
     """A complete run folder shaped like a task's, with one real PNG plot."""
-    with runs.new_run(task, {"seed": 0, "quick": True}, out) as run:
+    with runs.new_run(task, {"seed": 0, "profile": "quick"}, out) as run:
         fig, ax = plt.subplots(figsize=(4, 3))
         ax.plot(np.arange(10), np.arange(10) ** 0.5, color="tab:red")
         run.save_figure(fig, "curves.png")

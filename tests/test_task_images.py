@@ -247,10 +247,10 @@ def test_tta_views_and_cutout():
 
 def test_profiles_fill_only_unset_settings():
     from exoml.tasks.vision import mnist
-    cfg = vision.apply_profile(mnist.Config(profile="fast", epochs=3), mnist.PROFILES)
-    assert cfg.epochs == 3 and cfg.width == mnist.PROFILES["fast"]["width"]
+    cfg = mnist.TASK.settings("fast", epochs=3)
+    assert cfg.epochs == 3 and cfg.width == mnist.PROFILES["fast"].settings["width"] and cfg.profile == "fast"
     with pytest.raises(Exception, match="unknown profile"):
-        vision.apply_profile(mnist.Config(profile="huge"), mnist.PROFILES)
+        mnist.TASK.settings("huge")
 
 
 def test_muon_keeps_filter_norm_and_descends():
@@ -296,10 +296,10 @@ def test_benchmark_script_tables(tmp_path, monkeypatch):
     spec.loader.exec_module(bench)
     calls = []
 
-    def fake_execute(task, mod, cfg):
-        calls.append((task, cfg.seed, cfg.quick, cfg.profile))
+    def fake_execute(task, cfg):
+        calls.append((task.name, cfg.seed, cfg.profile == "quick", cfg.profile))
         acc = 0.991 if cfg.seed == 0 else 0.989
-        return tmp_path / f"{task}-{cfg.seed}", {"accuracy": acc, "time_to_result_s": 100.0 + cfg.seed,
+        return tmp_path / f"{task.name}-{cfg.seed}", {"accuracy": acc, "time_to_result_s": 100.0 + cfg.seed,
                                                 "train_time_s": 90.0, "device": "cpu (test)"}
     monkeypatch.setattr(exoml.runner, "execute", fake_execute)
     assert bench.main(["--rows", "mnist-fast", "--seeds", "2", "--out", str(tmp_path), "--results", str(tmp_path / "rec")]) == 0

@@ -10,11 +10,9 @@ import pytest
 
 from exoml import data
 from exoml.cli import main
-from exoml.tasks import available
 
 from fixtures.mnist import write_mnist
 
-pytestmark = pytest.mark.skipif(not available("mnist"), reason="mnist task not implemented")
 
 QUICK = ["--quick", "--epochs", "2", "--train-subset", "200", "--val-size", "50", "--test-subset", "50"]
 

@@ -1,6 +1,6 @@
 """The `exoml` command line.
 
-    exoml list                                  the ten tasks
+    exoml list                                  the tasks (what each declares: exoml.tasks.contract)
     exoml run TASK [--flags]                    train + evaluate one task into runs/<task>/<timestamp>/
     exoml run all [--quick] [--device D]        every task in turn
     exoml predict TASK INPUT... [--run DIR]     use a trained run on one new input
@@ -31,10 +31,10 @@ def _sigterm(signum, frame):  # treat `kill` like Ctrl-C so the run is marked in
 # ------------------------------------------------------------------ list ----------
 
 def cmd_list(_args) -> int:
-    from .tasks import TASKS, available
-    rows = [("task", "exercise", "dataset", "model", "metric", "")]
-    for t in TASKS.values():
-        rows.append((t.name, t.exercise, t.dataset, t.model, t.metric, "" if available(t.name) else "(not yet)"))
+    from .tasks import all_tasks
+    rows = [("task", "exercise", "dataset", "model", "headline metric")]
+    for t in all_tasks():
+        rows.append((t.name, t.exercise, t.dataset, t.model, t.headline.label))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -54,13 +54,16 @@ def cmd_run(args) -> int:
 # ------------------------------------------------------------------ predict -------
 
 def cmd_predict(args) -> int:
-    from .tasks import load_task
-    mod = load_task(args.task)
+    from . import tasks
+    task = tasks.get(args.task)
+    if task.predict is None:
+        hint = f" (use a trained run with: exoml generate {task.name})" if task.generate is not None else ""
+        raise ExomlError(f"task {args.task!r} takes no input to predict on{hint}")
     parser = argparse.ArgumentParser(prog=f"exoml predict {args.task}")
     parser.add_argument("--run", type=Path, help="run folder to use (default: the latest complete run)")
     parser.add_argument("--out", default="runs", help="runs folder searched for the latest run")
-    mod.add_predict_args(parser)
-    return mod.predict(parser.parse_args(args.rest)) or 0
+    task.add_predict_args(parser)
+    return task.predict(parser.parse_args(args.rest)) or 0
 
 
 # ------------------------------------------------------------------ tune, compare -
@@ -90,15 +93,16 @@ def cmd_report(args) -> int:
 # ------------------------------------------------------------------ generate ------
 
 def cmd_generate(args) -> int:
-    from .tasks import load_task
-    mod = load_task(args.task)
-    if not hasattr(mod, "generate"):
-        raise ExomlError(f"task {args.task!r} does not generate anything (try: exoml generate gan)")
+    from . import tasks
+    task = tasks.get(args.task)
+    if task.generate is None:
+        able = ", ".join(t.name for t in tasks.all_tasks() if t.generate is not None)
+        raise ExomlError(f"task {args.task!r} does not generate anything (tasks that do: {able})")
     parser = argparse.ArgumentParser(prog=f"exoml generate {args.task}")
     parser.add_argument("--run", type=Path, help="run folder to use (default: the latest complete run)")
     parser.add_argument("--out", default="runs", help="runs folder searched for the latest run")
-    mod.add_generate_args(parser)
-    return mod.generate(parser.parse_args(args.rest)) or 0
+    task.add_generate_args(parser)
+    return task.generate(parser.parse_args(args.rest)) or 0
 
 
 # ------------------------------------------------------------------ data ----------
@@ -173,7 +177,7 @@ def cmd_data(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="exoml", description="Ten classic machine-learning exercises, end to end.")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="the ten tasks").set_defaults(func=cmd_list)
+    sub.add_parser("list", help="the tasks").set_defaults(func=cmd_list)
     r = sub.add_parser("run", help="train and evaluate a task (exoml run TASK --help for its settings)",
                        add_help=False)
     r.add_argument("task")

@@ -4,7 +4,8 @@ Any setting given several values becomes a variant axis (several axes give their
 settings given one value apply to every variant. Each variant runs `--seeds K` times (the base
 seed, +1, ..., +K-1) as ordinary runs, then we write, in runs/<task>/compare-<timestamp>/:
 
-    compare.csv / report.md   mean ± std of the test metric and of the time, one row per variant
+    compare.csv / report.md   mean ± std of the task's headline metric (its contract) and of the
+                              time, one row per variant
     curves.png                the variants' learning curves (validation metric per epoch, mean over seeds)
 """
 from __future__ import annotations
@@ -20,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ExomlError
-from .htmlreport import headline
 from .toolkit.report import img, md_table
 from .toolkit.runs import atomic_write_text
 
@@ -51,19 +51,19 @@ def compare(task: str, rest: list[str], seeds: int = 1) -> Path:
     configs = []
     for v in variants:
         argv = fixed + [x for flag, val in v.items() for x in (flag, val)]
-        mod, cfg = task_config(task, argv, prog="exoml compare")
-        configs.append((v, mod, cfg))
+        spec, cfg = task_config(task, argv, prog="exoml compare")
+        configs.append((v, spec, cfg))
     folder = Path(configs[0][2].out) / task / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
     folder.mkdir(parents=True, exist_ok=False)
     rows, curves = [], {}
-    for v, mod, cfg in configs:
+    for v, spec, cfg in configs:
         label = " ".join(f"{k.lstrip('-')}={val}" for k, val in v.items()) or "base"
         values, times, histories, metric = [], [], [], None
         for s in range(seeds):
             cfg_s = dataclasses.replace(cfg, seed=cfg.seed + s)
-            path, metrics = execute(task, mod, cfg_s, out=folder / "runs")
-            metric, value = headline(metrics, task)
-            values.append(value)
+            path, metrics = execute(spec, cfg_s, out=folder / "runs")
+            metric = spec.headline.key  # the task's headline metric, on the test split
+            values.append(metrics[metric])
             times.append(json.loads((path / "metrics.json").read_text()).get("elapsed_s", float("nan")))
             hist = path / "history.csv"
             if hist.exists():

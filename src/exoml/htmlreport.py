@@ -15,26 +15,7 @@ from pathlib import Path
 
 from .errors import ExomlError
 from .toolkit.runs import atomic_write_text, latest_run
-from .tasks import TASKS
-
-# The published figure each exercise is usually compared with, and where it comes from.
-REFERENCES: dict[str, tuple[str, str]] = {
-    "cifar10": ("94.0% test accuracy in 3.3 s on one A100 (airbench94)", "Jordan, 94% on CIFAR-10 in 3.29 seconds, arXiv:2404.00498"),
-    "boston": ("OLS test R² 0.6688 (80/20 split, random_state=42)", "the common scikit-learn tutorial split"),
-    "imdb": ("84.3% test accuracy (Keras bidirectional LSTM example); 88.9% (Maas et al. 2011)", "keras.io examples; ACL 2011"),
-    "iris": ("K-means k=3 ARI 0.730", "scikit-learn K-means on the raw Iris features"),
-    "kddcup": ("precision 0.930, recall 0.944, F1 0.937 (DAGMM)", "Zong et al., ICLR 2018"),
-    "gan": ("DCGAN digits (no standard FID on MNIST)", "Radford et al., ICLR 2016"),
-    "electricity": ("weekly RMSE: naive 465 kW, LSTM 368-400 kW", "Brownlee, multi-step LSTM forecasting of household power"),
-    "mnist": ("99.25% test accuracy (Keras mnist_cnn example)", "keras.io examples"),
-    "fashion-mnist": ("87.7% (MLPClassifier, 100 hidden units)", "Zalando Fashion-MNIST benchmark"),
-    "cifar100": ("81.2% test accuracy (WRN-28-10)", "Zagoruyko & Komodakis, BMVC 2016"),
-}
-
-# The metrics.json key each task's summary row shows; other tasks fall back to HEADLINE_KEYS.
-HEADLINE = {"boston": "engineered_test_r2", "iris": "ari", "kddcup": "A_f1", "gan": "fid",
-            "electricity": "H_test_mse_kw2"}
-HEADLINE_KEYS = ("test_accuracy", "accuracy", "r2", "test_r2", "ari", "f1", "fid", "mse", "test_mse", "rmse")
+from . import tasks
 
 CSS = """
 body{font:16px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1b1f24;background:#fafafa}
@@ -68,14 +49,9 @@ window.addEventListener('load', function () {
 """
 
 
-def headline(metrics: dict, task: str | None = None) -> tuple[str, object]:
-    for key in (HEADLINE.get(task), *HEADLINE_KEYS):
-        if isinstance(metrics.get(key), (int, float)):
-            return key, metrics[key]
-    for key, value in metrics.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "elapsed_s":
-            return key, value
-    return "-", None
+def headline(metrics: dict, task) -> tuple[str, object]:
+    """(key, value) of the task's declared headline metric in a run's metrics.json."""
+    return task.headline.key, metrics.get(task.headline.key)
 
 
 def _render_markdown(text: str, run: Path, out_dir: Path, rel: str) -> str:
@@ -104,36 +80,37 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-def _summary_row(task: str, run: Path) -> dict:
+def _summary_row(task, run: Path) -> dict:
     metrics = json.loads((run / "metrics.json").read_text())
     info = json.loads((run / "config.json").read_text())
     cfg, env = info.get("config", {}), info.get("environment", {})
     key, value = headline(metrics, task)
-    ref, source = REFERENCES.get(task, ("", ""))
-    return {"task": task, "metric": key, "value": value, "seed": cfg.get("seed"),
-            "profile": "quick" if cfg.get("quick") else "full", "time_s": metrics.get("elapsed_s"),
+    profile = cfg.get("profile") or ("quick" if cfg.get("quick") else task.default_profile)  # older runs: quick flag
+    return {"task": task.name, "metric": task.headline.label, "value": value, "seed": cfg.get("seed"),
+            "profile": profile, "time_s": metrics.get("elapsed_s"),
             "hardware": metrics.get("device") or env.get("processor", ""), "run": run.name,
-            "reference": ref, "source": source}
+            "reference": task.reference.text, "source": task.reference.source}
 
 
 def build_report(runs_dir: str | Path = "runs", out: str | Path | None = None) -> Path:
     runs_dir = Path(runs_dir)
     out_dir = Path(out) if out else runs_dir / "report"
-    found = {t: latest_run(t, runs_dir) for t in TASKS}
-    found = {t: r for t, r in found.items() if r is not None}
+    known = {t.name: t for t in tasks.all_tasks()}
+    found = {name: latest_run(name, runs_dir) for name in known}
+    found = {name: r for name, r in found.items() if r is not None}
     if not found:
         raise ExomlError(f"no complete runs under {runs_dir}: run `exoml run all --quick` first")
     img_root = out_dir / "img"
     shutil.rmtree(img_root, ignore_errors=True)
     rows, sections = [], []
     for task, run in found.items():
-        row = _summary_row(task, run)
+        row = _summary_row(known[task], run)
         rows.append(row)
         body = _render_markdown((run / "report.md").read_text(), run, out_dir, f"img/{task}")
         for study in sorted((runs_dir / task).glob("tune-*/report.md")):  # tuning studies, if any
             body += _render_markdown(study.read_text().replace("# Tuning", "### Tuning", 1), study.parent,
                                      out_dir, f"img/{task}/{study.parent.name}")
-        sections.append(f'<section id="{task}"><h2>{html.escape(TASKS[task].exercise)} '
+        sections.append(f'<section id="{task}"><h2>{html.escape(known[task].exercise)} '
                         f'<span class="muted">({task})</span></h2>'
                         f'<p class="muted">run {html.escape(str(run))}</p>{body}</section>')
     head = ("<tr><th>task</th><th>metric</th><th>value</th><th>seed</th><th>profile</th><th>time (s)</th>"
@@ -150,7 +127,7 @@ def build_report(runs_dir: str | Path = "runs", out: str | Path | None = None) -
             f"<title>exoml report</title><style>{CSS}</style></head><body><main>"
             f"<h1>exoml: ten classic ML exercises</h1>"
             f'<p class="muted">Generated {datetime.now():%Y-%m-%d %H:%M} from {html.escape(str(runs_dir))}. '
-            f"Metrics are on each dataset's official test split; runs marked <em>quick</em> used the "
+            f"Metrics are on each dataset's official test split; runs of the <em>quick</em> profile used the "
             f"seconds-long demo profile and are not representative of the full recipes.</p>"
             f"<nav>{nav}</nav><h2>Summary</h2>"
             f'<div class="scroll"><table id="summary"><thead>{head}</thead><tbody>{body_rows}</tbody></table></div>'

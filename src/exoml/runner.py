@@ -1,7 +1,9 @@
 """Build a task's settings and execute runs: what the CLI, tune, compare and the benchmarks share.
 
-    mod, cfg = task_config("mnist", ["--quick", "--seed", "1"])   # the task's flags, resolved
-    path, metrics = execute("mnist", mod, cfg)                     # one run folder, completed
+    task, cfg = task_config("mnist", ["--quick", "--seed", "1"])   # the task's flags, resolved
+    path, metrics = execute(task, cfg)                              # one run folder, completed
+
+Everything here reads the task's contract (exoml.tasks.contract.Task), never the module.
 """
 from __future__ import annotations
 
@@ -13,27 +15,54 @@ from pathlib import Path
 from .errors import ExomlError
 
 
-def task_config(task: str, argv: list[str], prog: str = "exoml run"):
-    """(task module, resolved Config) from the task's generated flags."""
-    from .toolkit.config import add_config_args, build_config
-    from .tasks import load_task
-    mod = load_task(task)
-    parser = argparse.ArgumentParser(prog=f"{prog} {task}", description=(mod.__doc__ or "").split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_config_args(parser, mod.Config)
-    parser.add_argument("--config", metavar="FILE.json", help="settings from a JSON file (flags win over it)")
+def default_profile(task) -> str:
+    """The profile a run takes when none is given: the task's declared default. (A choice by
+    device, e.g. the full recipe on a GPU and a CPU profile elsewhere, belongs here: --help, the
+    config builder and the run folder all take the default from this function.)"""
+    return task.default_profile
+
+
+def profile_help(task) -> dict[str, str]:
+    """{profile: one line for --help}: what it is for and what it measured (each flag's help
+    shows the profiles' values)."""
+    out = {}
+    for name in task.profile_settings(default_profile(task)):
+        p = task.profiles[name]
+        out[name] = " - ".join(x for x in (p.about, f"measured: {p.measured}" if p.measured else "") if x) or name
+    return out
+
+
+def config_parser(task, prog: str = "exoml run") -> argparse.ArgumentParser:
+    """The task's flags (one per setting, --quick, --config), help showing the resolved values."""
+    from .toolkit.config import add_config_args
+    parser = argparse.ArgumentParser(
+        prog=f"{prog} {task.name}", description=f"{task.exercise}. Model: {task.model}. "
+        f"Headline: {task.headline.label}; published: {task.reference.text} ({task.reference.source}).")
+    add_config_args(parser, task.config, task.profile_settings(default_profile(task)), profile_help(task))
+    parser.add_argument("--config", metavar="FILE.json", help="settings from a JSON file (over the profile; "
+                        "flags win over it)")
+    return parser
+
+
+def task_config(name: str, argv: list[str], prog: str = "exoml run"):
+    """(task, resolved Config) from the task's generated flags."""
+    from .toolkit.config import build_config
+    from . import tasks
+    task = tasks.get(name)
+    parser = config_parser(task, prog)
     if prog == "exoml run":
         parser.add_argument("--resume", metavar="RUN_DIR", type=Path,
                             help="continue an interrupted run in its own folder, with its own settings")
     given = vars(parser.parse_args(argv))
     resume = given.pop("resume", None)
+    profiles = task.profile_settings(default_profile(task))
     if resume is not None:  # the run's own settings, nothing else
-        _interrupted_run(task, resume)
-        cfg = build_config(mod.Config, {}, None, str(resume / "config.json"))
+        _interrupted_run(name, resume)
+        cfg = build_config(task.config, {}, profiles, str(resume / "config.json"))
         cfg.out = str(resume.parent.parent)
         cfg.resume = resume  # not a setting: tells execute() to reopen this folder
-        return mod, cfg
-    return mod, build_config(mod.Config, given, getattr(mod, "QUICK", {}), given.pop("config", None))
+        return task, cfg
+    return task, build_config(task.config, given, profiles, given.pop("config", None))
 
 
 def _interrupted_run(task: str, path: Path) -> None:
@@ -52,19 +81,20 @@ def _interrupted_run(task: str, path: Path) -> None:
                          "does not checkpoint): start it again with `exoml run`")
 
 
-def execute(task: str, mod, cfg, out: str | Path | None = None, on_epoch=None) -> tuple[Path, dict]:
-    """Run one configured task in a new run folder; `on_epoch(row)` sees each history row too."""
+def execute(task, cfg, out: str | Path | None = None, on_epoch=None) -> tuple[Path, dict]:
+    """Run one configured task (a Task) in a new run folder; `on_epoch(row)` sees each history row too."""
+    from . import tasks
     from .toolkit import distributed
     from .toolkit.config import to_dict
     from .toolkit.runs import finish, new_run
-    if distributed.launched() and not getattr(mod, "DISTRIBUTED", False):
-        raise ExomlError(f"{task} does not train data-parallel: run it without torchrun "
-                         "(the image tasks mnist, fashion-mnist, cifar10 and cifar100 do)")
+    if distributed.launched() and not task.distributed:
+        trains = ", ".join(t.name for t in tasks.all_tasks() if t.distributed)
+        raise ExomlError(f"{task.name} does not train data-parallel: run it without torchrun ({trains} do)")
     distributed.init(cfg.device)
     resume = getattr(cfg, "resume", None)
-    with new_run(task, to_dict(cfg), out or cfg.out, resume=resume) as run:
+    with new_run(task.name, to_dict(cfg), out or cfg.out, resume=resume) as run:
         if run.writes:
-            print(f"[{task}] run folder: {run.path}", flush=True)
+            print(f"[{task.name}] run folder: {run.path}", flush=True)
         if on_epoch is not None:  # e.g. tune's pruning hook, after the row is safely in history.csv
             log = run.log_epoch
 
@@ -72,19 +102,21 @@ def execute(task: str, mod, cfg, out: str | Path | None = None, on_epoch=None) -
                 log(row)
                 on_epoch(row)
             run.log_epoch = log_and_report
-        metrics, report = mod.run(cfg, run)
+        metrics, report = task.run(cfg, run)
         finish(run, metrics, report)
     return run.path, metrics
 
 
 def run_task(task: str, argv: list[str]) -> Path:
     """`exoml run TASK ...`: parse, run, print the headline numbers; returns the run folder."""
-    mod, cfg = task_config(task, argv)
-    path, metrics = execute(task, mod, cfg)
+    spec, cfg = task_config(task, argv)
+    path, metrics = execute(spec, cfg)
     if not metrics:  # a torchrun rank other than 0: rank 0 reports
         return path
-    headline = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    shown = ", ".join(f"{k}={v}" if isinstance(v, int) else f"{k}={v:.4g}" for k, v in list(headline.items())[:6])
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    first = {spec.headline.key: numbers.pop(spec.headline.key)} if spec.headline.key in numbers else {}
+    shown = ", ".join(f"{k}={v}" if isinstance(v, int) else f"{k}={v:.4g}"
+                      for k, v in list({**first, **numbers}.items())[:6])
     print(f"[{task}] done: {shown}\n[{task}] report: {path / 'report.md'}", flush=True)
     return path
 
@@ -92,8 +124,8 @@ def run_task(task: str, argv: list[str]) -> Path:
 def run_all(argv: list[str]) -> int:
     """`exoml run all ...`: every task in turn; one task's failure does not stop the others.
     Returns the number of failed tasks."""
-    from .tasks import TASKS, available
-    runnable = [t for t in TASKS if available(t)]
+    from .tasks import names
+    runnable = names()
     failed, t0 = [], time.time()
     for i, task in enumerate(runnable, 1):
         print(f"\n=== [{i}/{len(runnable)}] {task} ({time.time() - t0:.0f}s elapsed) ===", flush=True)

@@ -3,8 +3,10 @@
 Each trial is an ordinary run of the task (its own run folder under the study folder) with
 settings drawn by the TPE sampler; the task's history rows (one per epoch) are reported to
 Optuna, so the median pruner can stop hopeless trials early. The objective is the validation
-metric of the last epoch (`val_accuracy`, `val_loss`, ...): the test split plays no part in any
-choice. The study lives in SQLite under the study folder by default, so an interrupted study
+metric the task declares (`Task.tuning`: a history column such as `val_accuracy` and its
+direction) in the last epoch: the test split plays no part in any choice. A task that declares
+no tuning metric cannot be tuned, and tune says so before the first trial. The search space is
+`--space FILE`, else the task's declared space, else one derived from its settings. The study lives in SQLite under the study folder by default, so an interrupted study
 resumes where it stopped; any SQLAlchemy URL (e.g. PostgreSQL) lets several processes or
 machines share one study.
 
@@ -25,13 +27,8 @@ from .errors import ExomlError
 from .toolkit.report import img, md_table
 from .toolkit.runs import atomic_write_text, write_json
 
-# Validation metrics we know how to optimise, first match wins: (history column, direction).
-OBJECTIVES = (("val_accuracy", "maximize"), ("val_f1", "maximize"), ("val_r2", "maximize"),
-              ("val_mse", "minimize"), ("val_loss", "minimize"))
-
-
 def default_space(cfg) -> dict:
-    """A sensible search space from the task's own settings (a task may define TUNE_SPACE instead)."""
+    """A sensible search space from the task's own settings (for a task that declares none)."""
     space = {}
     for f in dataclasses.fields(cfg):
         v, name = getattr(cfg, f.name), f.name
@@ -84,11 +81,10 @@ def suggest(trial, space: dict) -> dict:
     return params
 
 
-def _objective_of(row: dict, wanted: str | None) -> tuple[str, str]:
-    for key, direction in OBJECTIVES:
-        if (wanted is None or key == wanted) and isinstance(row.get(key), (int, float)):
-            return key, direction
-    raise ExomlError(f"no validation metric {wanted or ''} in the task's history (columns: {', '.join(row)})")
+def _objective_of(row: dict, wanted: str) -> float | None:
+    """The objective's value in one history row; None in a row without it (e.g. another protocol's)."""
+    value = row.get(wanted)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _storage(url: str):
@@ -115,19 +111,29 @@ def tune(task: str, argv: list[str], trials: int, timeout: float | None = None, 
          study_name: str | None = None, space_file: str | None = None, metric: str | None = None) -> Path:
     import optuna
     from .runner import execute, task_config
-    mod, base = task_config(task, argv, prog="exoml tune")
+    from .toolkit.config import validate
+    spec, base = task_config(task, argv, prog="exoml tune")
+    if spec.tuning is None and metric is None:
+        raise ExomlError(f"task {task} cannot be tuned: it declares no validation metric to optimise"
+                         + (f" ({spec.tune_note})" if spec.tune_note else ""))
+    if metric is not None:  # --metric: a history column; losses and errors are minimised
+        direction = "minimize" if any(k in metric for k in ("loss", "mse", "mae", "rmse", "error", "fid")) else "maximize"
+    else:
+        metric, direction = spec.tuning.metric, spec.tuning.direction
+    sign = 1.0 if direction == "maximize" else -1.0
     study_name = study_name or "default"
     folder = Path(base.out) / task / f"tune-{study_name}"
     folder.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(folder / 'study.db').resolve()}"
-    space = load_space(space_file) if space_file else getattr(mod, "TUNE_SPACE", None) or default_space(base)
+    declared = spec.tuning.space if spec.tuning is not None else None
+    space = load_space(space_file) if space_file else dict(declared or {}) or default_space(base)
     unknown = set(space) - {f.name for f in dataclasses.fields(base)}
     if unknown:
         raise ExomlError(f"search space names unknown settings of {task}: {', '.join(sorted(unknown))}")
-    metric = metric or getattr(mod, "TUNE_METRIC", None)
+    print(f"[tune {task}] objective: {metric} ({direction}, last epoch, validation split); "
+          f"space: {', '.join(space) or 'empty'}", flush=True)
 
-    # The study always maximises a score: the metric itself, or minus it for losses and errors,
-    # so the direction need not be known before the first epoch tells us which metric we have.
+    # The study always maximises a score: the metric itself, or minus it for losses and errors.
     study = optuna.create_study(
         study_name=study_name, load_if_exists=True, direction="maximize",
         storage=_storage(storage),
@@ -136,22 +142,26 @@ def tune(task: str, argv: list[str], trials: int, timeout: float | None = None, 
     def objective(trial):
         params = suggest(trial, space)
         cfg = dataclasses.replace(base, **params, seed=base.seed + trial.number)
+        validate(cfg)
         state = {}
 
         def on_epoch(row):
-            key, direction = _objective_of(row, metric)
-            state.update(key=key, value=float(row[key]), sign=1.0 if direction == "maximize" else -1.0)
-            trial.report(state["sign"] * state["value"], step=int(row.get("epoch", 0)))
+            value = _objective_of(row, metric)
+            if value is None:
+                return
+            state["value"] = value
+            step = state["step"] = state.get("step", 0) + 1  # the n-th row carrying the objective
+            trial.report(sign * value, step=step)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {row.get('epoch')}")
 
-        path, _ = execute(task, mod, cfg, out=folder / "trials", on_epoch=on_epoch)
+        path, _ = execute(spec, cfg, out=folder / "trials", on_epoch=on_epoch)
         if "value" not in state:
-            raise ExomlError(f"task {task} reported no validation metric: nothing to tune on")
+            raise ExomlError(f"task {task} logged no {metric} in its history: nothing to tune on")
         trial.set_user_attr("run", str(path))
-        trial.set_user_attr("metric", state["key"])
+        trial.set_user_attr("metric", metric)
         trial.set_user_attr("metric_value", state["value"])
-        return state["sign"] * state["value"]
+        return sign * state["value"]
 
     done = lambda: sum(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
                        for t in study.trials)

@@ -1,60 +1,64 @@
-"""The ten exercises. Each task is one module with:
+"""The task registry: task name -> the `Task` its module declares (contract.py says what a task is).
 
-    Config          a dataclass (subclass of config.Common): its settings, turned into CLI flags
-    QUICK           dict of overrides for --quick (seconds on a CPU)
-    run(cfg, run)   data -> model -> train -> evaluate -> plots; returns (metrics, report_md)
-    add_predict_args(parser), predict(args)   `exoml predict TASK ...` on one new input
-
-This table is what `exoml list` prints; modules are imported only when used (torch is slow to load).
+The ten built-in exercises live one module each, grouped by family; a module is imported only
+when its task is used (torch is slow to load), except by `exoml list`, `exoml run all` and
+`exoml report`, which read every task. `register(task)` adds a task defined anywhere else (a
+plugin, a test's toy task): from then on every command treats it like a built-in one.
 """
 from __future__ import annotations
 
 import importlib
-import importlib.util
-from dataclasses import dataclass
 
 from ..errors import ExomlError
+from .contract import FULL, QUICK, Headline, Profile, Reference, Task, Tuning  # noqa: F401  (the contract)
+
+# name -> module declaring TASK, in the order `exoml list` and `exoml run all` use.
+BUILTIN: dict[str, str] = {
+    "cifar10": "exoml.tasks.vision.cifar10",
+    "boston": "exoml.tasks.tabular.boston",
+    "imdb": "exoml.tasks.text.imdb",
+    "iris": "exoml.tasks.tabular.iris",
+    "kddcup": "exoml.tasks.tabular.kddcup",
+    "gan": "exoml.tasks.generative.gan",
+    "electricity": "exoml.tasks.timeseries.electricity",
+    "mnist": "exoml.tasks.vision.mnist",
+    "fashion-mnist": "exoml.tasks.vision.fashion_mnist",
+    "cifar100": "exoml.tasks.vision.cifar100",
+}
+
+_registered: dict[str, Task] = {}
 
 
-@dataclass(frozen=True)
-class TaskInfo:
-    name: str
-    exercise: str
-    dataset: str
-    model: str
-    metric: str
+def register(task: Task) -> Task:
+    """Make `task` known to every command (replacing a registered task of the same name)."""
+    if not isinstance(task, Task):
+        raise TypeError(f"register() takes a Task, not {type(task).__name__}")
+    if task.name in BUILTIN:
+        raise ExomlError(f"task name {task.name!r} is taken by a built-in task")
+    _registered[task.name] = task
+    return task
 
 
-TASKS: dict[str, TaskInfo] = {t.name: t for t in (
-    TaskInfo("cifar10", "CIFAR-10 image classification", "cifar10", "CNN (ResNet-style)", "test accuracy"),
-    TaskInfo("boston", "Boston Housing price regression", "boston", "linear regression (OLS, ridge)", "test R²"),
-    TaskInfo("imdb", "IMDB review sentiment", "imdb", "RNN (embedding + BiLSTM)", "test accuracy"),
-    TaskInfo("iris", "Iris clustering, visualised", "iris", "K-means", "ARI, accuracy after matching"),
-    TaskInfo("kddcup", "KDD Cup 99 network anomaly detection", "kddcup", "autoencoder, Isolation Forest", "precision, recall, F1"),
-    TaskInfo("gan", "MNIST digit generation", "mnist", "DCGAN", "FID, classifier confidence"),
-    TaskInfo("electricity", "Household electricity forecasting", "electricity", "RNN (LSTM) forecaster", "test MSE"),
-    TaskInfo("mnist", "MNIST digit classification", "mnist", "CNN", "test accuracy"),
-    TaskInfo("fashion-mnist", "Fashion-MNIST classification", "fashion-mnist", "fully connected deep network", "test accuracy"),
-    TaskInfo("cifar100", "CIFAR-100 image classification", "cifar100", "deep CNN (ResNet-style)", "test accuracy"),
-)}
+def unregister(name: str) -> None:
+    _registered.pop(name, None)
 
 
-FAMILIES = {"vision": ("mnist", "fashion-mnist", "cifar10", "cifar100"), "text": ("imdb",),
-            "timeseries": ("electricity",), "tabular": ("boston", "iris", "kddcup"), "generative": ("gan",)}
+def names() -> list[str]:
+    """Every task name: the built-in ones, then the registered ones."""
+    return [*BUILTIN, *_registered]
 
 
-def module_name(task: str) -> str:
-    family = next(f for f, tasks in FAMILIES.items() if task in tasks)
-    return f"exoml.tasks.{family}.{task.replace('-', '_')}"
+def get(name: str) -> Task:
+    """The task called `name` (imports its module)."""
+    if name in _registered:
+        return _registered[name]
+    if name not in BUILTIN:
+        raise ExomlError(f"unknown task {name!r}: choose from {', '.join(names())}")
+    task = importlib.import_module(BUILTIN[name]).TASK
+    if task.name != name:
+        raise ExomlError(f"module {BUILTIN[name]} declares task {task.name!r}, registered as {name!r}")
+    return task
 
 
-def available(task: str) -> bool:
-    return importlib.util.find_spec(module_name(task)) is not None
-
-
-def load_task(task: str):
-    if task not in TASKS:
-        raise ExomlError(f"unknown task {task!r}: choose from {', '.join(TASKS)}")
-    if not available(task):
-        raise ExomlError(f"task {task!r} is not implemented yet")
-    return importlib.import_module(module_name(task))
+def all_tasks() -> list[Task]:
+    return [get(n) for n in names()]

@@ -17,17 +17,9 @@ penultimate features (n_eval generated vs test digits, next to a train-vs-test f
 MNIST space, not Inception's: compare only runs with the same judge), the share of generated digits
 it classifies with confidence >= 0.9 (target >= 85%), and its class histogram (every digit 7-13%).
 
-Default recipe (width 16, depth 2, batch 64, Adam lr 1e-3 for G and D, EMA 0.999, both lrs falling
-linearly to 0 over the second half, 15 epochs), chosen in a CPU study (BENCHMARKS.md) by the judge's
-confidence and class shares only, never FID. Measured, seed 0 only, judge `exoml run mnist --profile
-fast --label-smoothing 0` (99.2%), 2026-11-25, 2-core AMD EPYC CPU:
-  `OMP_NUM_THREADS=2 exoml run gan --n-train 0 --judge RUN` (15 epochs, 14,055 steps, 58 min of
-  training): confidence >= 0.9 for 86.6% of 10,000 generated digits (real test digits 96.8%; target
-  85%: met), class shares 9.3%-11.3% (target 7-13%: met), FID 0.56 (floor 0.22). Depth 1 with EMA
-  0.99 and a constant lr (the session-3 default) gave 82.8%.
-  `exoml run gan --quick` (800 steps on 6,400 digits, 100 s in all, judge trained here): FID 18.38
-  (floor 0.80), confidence >= 0.9: 22.1%, class shares 2.1%-25.2%: digit-like shapes.
-NOT MEASURED: the H100 target (>= 85% and 7-13% within 2 minutes of training).
+Default recipe: width 16, depth 2, batch 64, Adam lr 1e-3 for G and D, EMA 0.999, both lrs falling
+linearly to 0 over the second half, 15 epochs; chosen in a CPU study by the judge's confidence and
+class shares only, never FID. Measured results: BENCHMARKS.md.
 
     exoml run gan [--quick] [--conditional]
     exoml generate gan --n 64 [--digit 7] [--run DIR]     # writes <run>/generated/<name>.png
@@ -46,6 +38,7 @@ from ... import data as datasets
 from . import fid
 from ...toolkit import report, train, weights
 from ...toolkit.config import Common
+from ..contract import Headline, Profile, Reference, Task, Tuning  # noqa: F401
 from ...errors import ExomlError
 from ...toolkit.runs import Run, atomic_path
 from .gan_model import Discriminator, Generator, d_loss_fn, ema_avg, g_loss_fn, recalibrate_bn, sample
@@ -62,7 +55,7 @@ class Config(Common):
     width: int = 16             # channels of D's first conv; G uses 4w and 2w
     depth: int = 2              # extra 3x3 conv layers per resolution in G and D (0: the plain DCGAN)
     loss: str = field(default="bce", metadata={"help": "bce (non-saturating) | hinge", "choices": ["bce", "hinge"]})
-    optimizer: str = "adam"     # adam | adamw | sgd | rmsprop (for both networks)
+    optimizer: str = "adam"     # both networks' parameters: adam | adamw | sgd | rmsprop
     lr_g: float = 1e-3          # generator learning rate
     lr_d: float = 1e-3          # discriminator learning rate
     beta1: float = 0.5          # Adam beta1 (0.5: the DCGAN choice, less momentum for a moving target)
@@ -73,7 +66,8 @@ class Config(Common):
     real_label: float = 0.9     # target for real digits in D's BCE (1.0 = no label smoothing)
     spectral_norm: bool = True  # spectral normalisation of D's layers
     ema: float = 0.999          # per-step decay of the moving average of G's weights (0 = off: G itself)
-    lr_decay: float = 0.5       # fraction of the steps, at the end, over which both lrs fall linearly to 0
+    lr_decay: float = field(default=0.5, metadata={"min": 0, "max": 1, "help": "fraction of the steps, at the end, "
+                            "over which both lrs fall linearly to 0 (0: constant lrs)"})
     grid_n: int = 16            # fixed-noise samples drawn after every epoch (progression, GIF)
     n_eval: int = 10000         # generated digits measured, and real ones on each side of the floor
     judge: str = field(default="auto", metadata={
@@ -86,8 +80,12 @@ class Config(Common):
 
 # The CPU demo: a narrow net, a higher learning rate and a short average on 6,400 digits: 800 steps,
 # digit-like shapes in a few minutes on 2 cores; the judge is the mnist task's `fast` network.
-QUICK = dict(width=16, depth=0, batch_size=64, lr_g=1e-3, lr_d=1e-3, ema=0.99, lr_decay=0.0, epochs=8, n_train=6400,
-             n_eval=5000, judge_profile="fast", judge_n_train=20000, judge_epochs=2.0)
+PROFILES = {
+    "full": Profile({}, "15 epochs on all 60,000 digits, judged by the project's MNIST CNN"),
+    "quick": Profile(dict(width=16, depth=0, batch_size=64, lr_g=1e-3, lr_d=1e-3, ema=0.99, lr_decay=0.0, epochs=8, n_train=6400,
+             n_eval=5000, judge_profile="fast", judge_n_train=20000, judge_epochs=2.0),
+                     "seconds: a smoke test of the pipeline"),
+}
 
 
 # ---------------------------------------------------------------- run -----------------
@@ -252,3 +250,13 @@ def generate(args) -> int:
 
 
 add_predict_args, predict = add_generate_args, generate  # `exoml predict gan` does the same
+
+
+TASK = Task(
+    name=NAME, exercise="MNIST digit generation", dataset="mnist",
+    model="DCGAN (deeper: extra 3x3 convs), spectral norm in D, EMA of G's weights",
+    headline=Headline("fid", "FID (judge's features)", higher_is_better=False),
+    reference=Reference("DCGAN digits (no standard FID on MNIST)", None, "Radford et al., ICLR 2016"),
+    config=Config, profiles=PROFILES, run=run, predict=None, add_predict_args=None,
+    generate=generate, add_generate_args=add_generate_args,
+    tune_note="a GAN has no validation metric per epoch; its judge scores the samples after training")

@@ -32,7 +32,7 @@ def train_judge(cfg, mnist, judge_task, run: Run, device) -> nn.Module:
     """The mnist task's network (profile cfg.judge_profile) and optimizer, trained briefly on the training
     split with plain cross-entropy: no label smoothing, so its confidence means what it says."""
     from ..vision import common as vision, loop
-    jcfg = vision.apply_profile(judge_task.Config(profile=cfg.judge_profile), judge_task.PROFILES)
+    jcfg = judge_task.TASK.settings(cfg.judge_profile)
     n = min(cfg.judge_n_train or len(mnist.y_train), len(mnist.y_train))
     x, y = vision.nchw(mnist.x_train[:n]).to(device), torch.from_numpy(mnist.y_train[:n]).to(device)
     model = judge_task.build_model(jcfg)

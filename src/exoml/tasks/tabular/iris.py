@@ -7,10 +7,7 @@ algorithm). There is no train/test split: clustering describes these 150 flowers
 Models: K-means (k = 1..k_max) on the raw and on standardised features (elbow and silhouette
 curves), then k = 3 in depth: K-means raw, K-means standardised and a full-covariance Gaussian
 mixture, one row each in one table.
-Measured (`exoml run iris --threads 1`, seed 0, 2-core CPU shared with other jobs, 2026-11-25,
-19 s wall): K-means raw k=3 ARI 0.7302, matched accuracy 0.8933 (the published figures);
-standardised K-means ARI 0.6201, accuracy 0.8333; Gaussian mixture (full covariance) ARI 0.9039,
-accuracy 0.9667.
+Measured results: BENCHMARKS.md.
 
     exoml run iris
     exoml predict iris --row '{"sepal length": 5.1, "sepal width": 3.5, "petal length": 1.4, "petal width": 0.2}'
@@ -31,6 +28,7 @@ from sklearn.preprocessing import StandardScaler
 from ... import data
 from ...toolkit import plots, report, train
 from ...toolkit.config import Common
+from ..contract import Headline, Profile, Reference, Task, Tuning  # noqa: F401
 from . import common as tabular
 
 NAME = "iris"
@@ -49,7 +47,11 @@ class Config(Common):
     threads: int = 0                  # CPU threads for numpy/scikit-learn (0: library defaults)
 
 
-QUICK = dict(k_max=6)
+PROFILES = {
+    "full": Profile({}, "elbow and silhouette curves for k = 1..10"),
+    "quick": Profile(dict(k_max=6),
+                     "seconds: a smoke test of the pipeline"),
+}
 
 
 def matching(y_true, labels, complete: bool = False) -> dict[int, int]:
@@ -220,3 +222,12 @@ def predict(args) -> int:
     path = Run(run_dir).save_figure(fig, tabular.prediction_figure_path(run_dir, stem))
     print(f"plot: {path}")
     return 0
+
+
+TASK = Task(
+    name=NAME, exercise="Iris clustering, visualised", dataset="iris",
+    model="K-means (with a Gaussian mixture for comparison)",
+    headline=Headline("ari", "adjusted Rand index (K-means, k=3)"),
+    reference=Reference("K-means k=3 ARI 0.730", 0.730, "scikit-learn K-means on the raw Iris features"),
+    config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
+    tune_note="clustering has no validation split; k is studied by the elbow and silhouette curves")

@@ -76,7 +76,7 @@ def protocol_b(cfg, rows: list[dict], choice: list[dict], per_cat: pd.DataFrame,
 def write_up(cfg, metrics: dict, sections: list, protos: list[str], n_train: int, n_test: int) -> str:
     """report.md: the intro, the protocols' sections and the plots."""
     intro = (f"Anomaly detection on KDD Cup 99 with a tanh autoencoder ({' -> '.join(map(str, cfg.hidden))} and "
-             f"back; {cfg.epochs} epochs, {cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}) against Isolation "
+             f"back; {cfg.epochs} epochs in B, chosen from {cfg.epochs_a} in A; {cfg.optimizer} lr {cfg.lr:g}, batch {cfg.batch_size}) against Isolation "
              f"Forest ({cfg.if_trees} trees) and a one-class SVM (Nystroem RBF, {cfg.ocsvm_components} components, "
              f"gamma {cfg.ocsvm_gamma or '1/features'}, nu {cfg.ocsvm_nu:g}). With normal rows as the anomalies (A) "
              f"the scaler and epochs are chosen per method on a validation set of held-out training attacks plus "

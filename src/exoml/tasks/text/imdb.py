@@ -9,14 +9,7 @@ Model: embedding -> stacked bidirectional LSTM (or GRU) over the real tokens of 
 within its own length, so padding never enters a state) -> max-pool over time -> one logit.
 No pretrained embeddings or language models.
 
-Metric (test accuracy on all 25,000 test reviews):
-    GPU recipe (the defaults, `exoml run imdb`; target >= 90% as a 3-seed mean, see
-    benchmarks/bench_sequences.py): not measured yet (no GPU was available).
-    CPU profile, seed 0, measured 2026-11-25 on a shared 2-core CPU under heavy load (load ~7):
-        OMP_NUM_THREADS=1 exoml run imdb --max-len 200 --embed-dim 64 --hidden 64 --layers 1 --epochs 3
-    -> accuracy 0.8290 (precision 0.815, recall 0.851, F1 0.833) in 19.4 min wall (1,109 s training);
-    the same with --epochs 2: 0.8029 in 19.4 min (heavier load). On a busy CPU,
-    OMP_NUM_THREADS=1 ran an LSTM step 6-10x faster than 2 threads (micro-benchmark).
+Headline: test accuracy on all 25,000 test reviews (measured results: BENCHMARKS.md).
 Run: `exoml run imdb` (GPU), `exoml run imdb --quick` (seconds, a 2,000-review subset).
 A checkpoint is written after every epoch; `exoml run imdb --resume RUN_DIR` continues a stopped run.
 Predict: `exoml predict imdb "What a wonderful film"` or `exoml predict imdb --file review.txt`.
@@ -36,6 +29,7 @@ from ... import data
 from ...toolkit import report, train
 from . import tokens as text
 from ...toolkit.config import Common
+from ..contract import Headline, Profile, Reference, Task, Tuning  # noqa: F401
 from ...errors import ExomlError
 from ...toolkit.metrics import classification_metrics
 from . import imdb_report
@@ -64,18 +58,22 @@ class Config(Common):
     dropout: float = 0.5         # on word vectors, between layers and before the classifier
     # training
     loss: str = "binary_cross_entropy"
-    optimizer: str = "adam"      # adam | adamw | sgd | rmsprop
+    optimizer: str = "adam"      # all parameters: adam | adamw | sgd | rmsprop
     lr: float = 2e-3             # peak learning rate (linear warm-up, then linear decay)
     weight_decay: float = 0.0
     batch_size: int = 64         # reviews per step
-    epochs: int = 10             # at most; the best validation epoch is kept
-    patience: int = 3            # stop after this many epochs without a better validation accuracy
+    epochs: int = 10             # passes over the training split (fewer only when --patience stops early); the best validation epoch is kept
+    patience: int = 3            # early stopping: stop after this many epochs without a better validation accuracy (0: off)
     grad_clip: float = 1.0       # max gradient norm (RNNs occasionally spike)
     metrics: list[str] = field(default_factory=lambda: ["accuracy", "precision", "recall"])
 
 
-QUICK = dict(train_limit=2000, test_limit=1000, vocab_size=5000, max_len=100, embed_dim=32, hidden=32,
-             layers=1, epochs=3, lr=5e-3)
+PROFILES = {
+    "full": Profile({}, "the BiLSTM recipe on all 25,000 training reviews"),
+    "quick": Profile(dict(train_limit=2000, test_limit=1000, vocab_size=5000, max_len=100, embed_dim=32, hidden=32,
+             layers=1, epochs=3, lr=5e-3),
+                     "seconds: a smoke test of the pipeline"),
+}
 
 
 # ------------------------------------------------------------------ model ---------
@@ -201,7 +199,7 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     if run.resumed and ckpt.exists():
         best, best_state, stale, start = imdb_report.resume(ckpt, run, model, opt, sched, g, device)
     for epoch in range(start, epochs + 1):
-        if stale >= cfg.patience:
+        if cfg.patience and stale >= cfg.patience:
             break
         row = train.fit(model, (x_tr, y_tr), loss_fn, opt, 1, cfg.batch_size, val=(x_va, y_va), metrics=metrics,
                         scheduler=sched, generator=g, grad_clip=cfg.grad_clip, desc=f"epoch {epoch}/{epochs}",
@@ -256,3 +254,13 @@ def add_predict_args(parser) -> None:
 
 def predict(args) -> int:
     return imdb_report.predict_review(args, NAME, build_model)
+
+
+TASK = Task(
+    name=NAME, exercise="IMDB review sentiment", dataset="imdb",
+    model="RNN from scratch: word embedding, bidirectional LSTM (2 layers), max pooling, linear",
+    headline=Headline("accuracy", "test accuracy"),
+    reference=Reference("84.3% test accuracy (Keras bidirectional LSTM example); 88.9% (Maas et al. 2011)", 0.843,
+                        "keras.io examples; ACL 2011"),
+    config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
+    tuning=Tuning("val_accuracy"))

@@ -21,14 +21,7 @@ Published: naive about 465 kW, LSTM variants 368-400 kW.
 Model: LSTM encoder over the input window -> linear layer -> all horizon steps at once (direct
 multi-output), MSE loss, Adam, early stopping on the validation loss; D averages a few seeds.
 
-Measured 2026-11-25, seed 0, on a shared 2-core CPU (OMP_NUM_THREADS=1; 2 min 48 s wall):
-    OMP_NUM_THREADS=1 exoml run electricity --train-stride-h 3 --layers 1 --epochs 15 --patience 4
-    H: test MSE 0.390 kW², MAE 0.468 kW on 7,464 windows; best baseline (same hour yesterday)
-       0.672 kW², same hour last week 0.692, persistence 1.053: the model is 41.9% below the best.
-    D: test RMSE 352.0 kW (5 seeds averaged); naive weekly 471.0, same week a year ago 467.8,
-       last day 523.7 kW.
-The defaults (every hourly window, 2 layers) are meant for a GPU: not measured yet (on that CPU
-one epoch took 160-330 s). `exoml run electricity --quick` runs in seconds (late 2009 only).
+Measured results: BENCHMARKS.md. `exoml run electricity --quick` runs in seconds (late 2009 only).
 Predict: `exoml predict electricity [--run DIR]` forecasts the 24 hours after the end of the data.
 """
 from __future__ import annotations
@@ -46,6 +39,7 @@ from ... import data
 from ...toolkit import report, train
 from . import series as ts
 from ...toolkit.config import Common
+from ..contract import Headline, Profile, Reference, Task, Tuning  # noqa: F401
 from ...errors import ExomlError
 from . import electricity_plots
 from .electricity_protocols import data_section, fit_best, hourly_report, protocol_d, split_origins
@@ -69,12 +63,12 @@ class Config(Common):
     layers: int = 2                    # stacked recurrent layers
     dropout: float = 0.2               # between layers and before the output layer
     loss: str = "mse"
-    optimizer: str = "adam"            # adam | adamw | sgd | rmsprop
+    optimizer: str = "adam"            # all parameters of both protocols' models: adam | adamw | sgd | rmsprop
     lr: float = 1e-3                   # learning rate
     weight_decay: float = 0.0
     batch_size: int = 128              # windows per step
-    epochs: int = 40                   # at most; the best validation epoch is kept
-    patience: int = 5                  # epochs without a better validation loss before stopping
+    epochs: int = 40                   # protocol H: passes over the training windows (fewer only when --patience stops early); the best validation epoch is kept
+    patience: int = 5                  # protocol H early stopping: epochs without a better validation loss before stopping (0: off)
     grad_clip: float = 1.0             # max gradient norm
     metrics: list[str] = field(default_factory=lambda: ["mae"])
     # protocol D: a small data set (about 1,100 training days), so its own schedule
@@ -82,13 +76,17 @@ class Config(Common):
     daily_hidden: int = 64             # recurrent units (one layer)
     daily_lr: float = 1e-3
     daily_batch_size: int = 32
-    daily_epochs: int = 300            # at most
-    daily_patience: int = 30
+    daily_epochs: int = 300            # protocol D: passes over the training days (fewer only when --daily-patience stops early)
+    daily_patience: int = 30           # protocol D early stopping, as --patience (0: off)
     daily_ensemble: int = 5            # models with different seeds, forecasts averaged
 
 
-QUICK = dict(train_start="2009-09-01", val_weeks=4, train_stride_h=4, hidden=16, layers=1, epochs=2,
-             daily_hidden=16, daily_epochs=5, daily_ensemble=1)
+PROFILES = {
+    "full": Profile({}, "protocols H (hourly LSTM) and D (daily, 5-model ensemble) on all data"),
+    "quick": Profile(dict(train_start="2009-09-01", val_weeks=4, train_stride_h=4, hidden=16, layers=1, epochs=2,
+             daily_hidden=16, daily_epochs=5, daily_ensemble=1),
+                     "seconds: a smoke test of the pipeline"),
+}
 
 
 # ------------------------------------------------------------------ model ---------
@@ -254,3 +252,13 @@ def predict(args) -> int:
     out = Run(run_dir).save_figure(fig, f"predictions/forecast-{start:%Y%m%d-%H%M}.png")
     print(f"plot: {out}")
     return 0
+
+
+TASK = Task(
+    name=NAME, exercise="Household electricity forecasting", dataset="electricity",
+    model="RNN (LSTM) forecaster: next 24 hours from the last 7 days (H); next week from 14 days (D)",
+    headline=Headline("H_test_mse_kw2", "test MSE, protocol H (kW²)", higher_is_better=False),
+    reference=Reference("weekly RMSE: naive 465 kW, LSTM 368-400 kW", None,
+                        "Brownlee, multi-step LSTM forecasting of household power"),
+    config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
+    tune_note="its history mixes protocols H and D; tune protocol H with --protocols H --metric val_loss")

@@ -48,7 +48,7 @@ def fit_best(model, x, y, val, transform, cfg_lr, batch, epochs, patience, cfg, 
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             stale += 1
-            if stale >= patience:
+            if patience and stale >= patience:
                 break
     model.load_state_dict(best_state)
     return rows

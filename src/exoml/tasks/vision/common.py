@@ -1,8 +1,8 @@
 """What the four image tasks (mnist, fashion-mnist, cifar10, cifar100) share for data, precision and
 inference, so each task file only says what is its own: the split, the data on the device, bf16
 autocast where it pays, test-time augmentation. The training loop (checkpoints, resume, torchrun)
-is in _vision_loop.py, augmentation ops in _augment.py, the Muon optimizer in _muon.py, figures,
-report and `exoml predict` in _vision_report.py.
+is in loop.py, augmentation ops in augment.py, the Muon optimizer in muon.py, figures, report and
+`exoml predict` in report.py.
 
 Data stays on the device as one uint8 tensor (N, C, H, W); a batch is gathered by index, turned
 into floats in [0, 1] and augmented there, so nothing is copied per step. Every model starts with
@@ -12,7 +12,6 @@ saved with the weights, and a model takes plain [0, 1] images (what `predict` an
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass, field
 
@@ -22,8 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...toolkit.config import Common
-from ...errors import ExomlError
-from ...toolkit.runs import Run
+from ...errors import ExomlError  # noqa: F401  (vision.ExomlError: what autocast raises)
 from ...toolkit.train import autocast, cpu_has_bf16  # noqa: F401  (V.cpu_has_bf16: what auto means here)
 
 
@@ -35,20 +33,6 @@ class ImageCommon(Common):
     precision: str = field(default="auto", metadata={
         "help": "auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32) | bf16 | fp32",
         "choices": ["auto", "bf16", "fp32"]})
-
-
-def apply_profile(cfg, profiles: dict, run: Run | None = None):
-    """Fill the settings left at None from the chosen profile (flags given by the user win), and
-    record the resolved values in the run's config.json so the run can be rebuilt and repeated."""
-    if cfg.profile not in profiles:
-        raise ExomlError(f"unknown profile {cfg.profile!r}: choose from {', '.join(profiles)}")
-    filled = {k: v for k, v in profiles[cfg.profile].items() if getattr(cfg, k) is None}
-    cfg = dataclasses.replace(cfg, **filled)
-    if run is not None:
-        info = json.loads(run.file("config.json").read_text())
-        info["config"] = dataclasses.asdict(cfg)
-        run.save_json("config.json", info)
-    return cfg
 
 
 def config_from_run(config_cls, info: dict):

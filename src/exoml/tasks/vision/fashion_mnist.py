@@ -10,12 +10,7 @@ Profiles (`--profile`): `full` (default; >= 91.0% test accuracy) and `fast` (>= 
 minutes on a 2-core CPU). Both were chosen on the validation split only (BENCHMARKS.md has the study:
 shifts, erasing, dropout 0.3 and no label smoothing each cost validation accuracy; an MLP is not
 translation-equivariant, so shifted garments are a harder task, not a free regulariser for it).
-Measured on the official test split, 2026-11-25, 2-core AMD EPYC (AVX512-BF16), `--precision auto` (bf16):
-  full (MLP 1024-1024, dropout 0.1, 20 epochs): 91.06% +- 0.09 (seeds 0-2: 90.99, 91.04, 91.16), about
-    4 min per seed on one thread: `OMP_NUM_THREADS=1 python benchmarks/bench_images.py --rows
-    fashion-mnist-full --seeds 3`;
-  fast (MLP 512-256, 10 epochs, batch 512, peak lr 4e-3): 89.86% +- 0.10 in 32 s of training +
-    evaluation on 2 threads: `python benchmarks/bench_images.py --rows fashion-mnist-fast --seeds 3`.
+Measured results: BENCHMARKS.md.
 
     exoml run fashion-mnist                    # full recipe
     exoml run fashion-mnist --profile fast     # the short CPU recipe
@@ -31,33 +26,27 @@ import torch
 import torch.nn as nn
 
 from . import augment, common as vision, loop, report
+from ..contract import Headline, Profile, Reference, Task, Tuning
 from ...toolkit.train import make_loss, make_optimizer, pick_device, seed_everything
 
 NAME = "fashion-mnist"
-DISTRIBUTED = True  # trains data-parallel under torchrun (exoml.toolkit.distributed)
 
 
 @dataclass
 class Config(vision.ImageCommon):
-    profile: str = field(default="full", metadata={
-        "help": "full (the accurate recipe) | fast (the 2-minute CPU recipe)", "choices": ["full", "fast"]})
-    hidden: list[int] | None = field(default=None, metadata={
-        "help": "units of each hidden layer (profile: full 1024 1024, fast 512 256)"})
-    dropout: float | None = field(default=None, metadata={
-        "help": "dropout after each hidden layer (profile: full 0.1, fast 0.1)"})
-    epochs: float | None = field(default=None, metadata={
-        "help": "passes over the training split (profile: full 20, fast 10)"})
+    hidden: list[int] = field(default_factory=lambda: [1024, 1024], metadata={"help": "units of each hidden layer"})
+    dropout: float = 0.1             # dropout after each hidden layer
+    epochs: int = 20                 # passes over the training split
     batch_size: int = 512            # images per step
     loss: str = "cross_entropy"
     label_smoothing: float = 0.1     # probability mass spread over the other classes
-    optimizer: str = "adamw"         # adam | adamw | sgd | rmsprop
+    optimizer: str = "adamw"         # all parameters: adam | adamw | sgd | rmsprop
     lr: float = 4e-3                 # peak learning rate of the one-cycle schedule
     weight_decay: float = 5e-2       # AdamW decoupled decay (per unit of lr)
     warmup: float = 0.15             # fraction of the steps spent warming the lr up
     flip: bool = True                # mirror left-right half of the training images (clothes are symmetric)
-    shift: int | None = field(default=None, metadata={"help": "max random shift in pixels (profile: full 0, fast 0)"})
-    erase: int | None = field(default=None, metadata={
-        "help": "side in pixels of a random blanked square (profile: full 0, fast 0)"})
+    shift: int = 0                   # max random shift in pixels
+    erase: int = 0                   # side in pixels of a random blanked square
     tta: str = field(default="flip", metadata={"help": "test-time augmentation: none | flip (mean of image and mirror)",
                                                "choices": ["none", "flip"]})
     val_size: int = 5000             # validation images carved from train (0: train on all 60,000)
@@ -65,12 +54,15 @@ class Config(vision.ImageCommon):
     test_subset: int = 0             # evaluate on a fixed random N test images (0: all of the official test split)
     metrics: list[str] = field(default_factory=lambda: ["accuracy"])
 
+
+# The full recipe is the Config's defaults (chosen on validation, BENCHMARKS.md); the others change some.
+FAST = dict(hidden=[512, 256], epochs=10)
 PROFILES = {
-    "full": dict(hidden=[1024, 1024], dropout=0.1, epochs=20, shift=0, erase=0),  # chosen on validation (BENCHMARKS.md)
-    "fast": dict(hidden=[512, 256], dropout=0.1, epochs=10, shift=0, erase=0),
+    "full": Profile({}, "the accurate recipe (aimed at >= 91.0% test accuracy)"),
+    "fast": Profile(FAST, "the 2-minute CPU recipe (aimed at >= 89%)"),
+    "quick": Profile({**FAST, **dict(hidden=[64, 32], epochs=1, train_subset=600, val_size=100, test_subset=500,
+                                     batch_size=64)}, "seconds: a smoke test of the pipeline"),
 }
-QUICK = dict(profile="fast", hidden=[64, 32], epochs=1, train_subset=600, val_size=100, test_subset=500,
-             batch_size=64)
 
 
 # ---------------------------------------------------------------- model ---------------
@@ -93,14 +85,13 @@ class MLP(nn.Module):
 
 
 def build_model(cfg: Config | None = None) -> MLP:
-    cfg = vision.apply_profile(cfg or Config(), PROFILES)
+    cfg = cfg or Config()
     return MLP(cfg.hidden, cfg.dropout)
 
 
 # ---------------------------------------------------------------- run -----------------
 
 def run(cfg: Config, run) -> tuple[dict, str]:
-    cfg = vision.apply_profile(cfg, PROFILES, run)
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
 
@@ -155,3 +146,12 @@ def predict(args) -> int:
     """Top-5 classes for one image: made grey, stretched to 28x28, and inverted when its border is
     light (a product photo on white), since Fashion-MNIST items are light on a black background."""
     return report.predict_image(args, NAME, sys.modules[__name__], size=28, grey=True, mode="item")
+
+
+TASK = Task(
+    name=NAME, exercise="Fashion-MNIST classification", dataset="fashion-mnist",
+    model="fully connected deep network (hidden layers with BatchNorm and dropout)",
+    headline=Headline("accuracy", "test accuracy"),
+    reference=Reference("87.7% (MLPClassifier, 100 hidden units)", 0.877, "Zalando Fashion-MNIST benchmark"),
+    config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
+    tuning=Tuning("val_accuracy"), distributed=True)

@@ -29,7 +29,7 @@ def conclude(run: Run, cfg, task: str, title: str, intro: str, model: nn.Module,
     from ...toolkit.train import device_name
     device = next(model.parameters()).device
     metrics, table, figures = evaluate(run, logits, d.x_test, d.y_test, d.classes, history,
-                                       n_show=4 if cfg.quick or cfg.dry_run else 16)
+                                       n_show=4 if cfg.profile == "quick" or cfg.dry_run else 16)
     metrics.update(extra_metrics or {})
     if history and "val_accuracy" in history[-1]:
         metrics["val_accuracy"] = history[-1]["val_accuracy"]

@@ -1,0 +1,151 @@
+"""The task contract (exoml.tasks.contract): a toy task registered from outside the package goes
+through every command (run, predict, report, tune, compare, an interrupted run resumed); every
+built-in task declares a valid contract; flags mean one thing, --help shows the real values and
+settings are checked where they are built."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+
+import pytest
+
+from exoml import tasks
+from exoml.cli import main
+from exoml.runner import config_parser
+from exoml.toolkit.runs import latest_run
+
+from fixtures import toy_task
+
+
+@pytest.fixture
+def toy():
+    tasks.register(toy_task.TASK)
+    yield toy_task.TASK
+    tasks.unregister(toy_task.NAME)
+
+
+def _history(run):
+    return list(csv.DictReader((run / "history.csv").open()))
+
+
+def test_toy_task_runs_predicts_reports_tunes_and_resumes(toy, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "runs"
+    assert main(["list"]) == 0
+    assert "toy" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["run", "toy", "--help"])
+    assert "(default: 12; profile quick: 4)" in " ".join(capsys.readouterr().out.split())
+
+    # run: a run folder with the resolved settings, the profile recorded
+    assert main(["run", "toy", "--out", str(out)]) == 0
+    run = latest_run("toy", out)
+    info = json.loads((run / "config.json").read_text())
+    assert info["task"] == "toy" and info["config"]["profile"] == "full" and info["config"]["epochs"] == 12
+    assert json.loads((run / "metrics.json").read_text())["accuracy"] > 0.9
+    assert len(_history(run)) == 12
+
+    # predict on new input, with the latest complete run
+    capsys.readouterr()
+    assert main(["predict", "toy", "2", "2", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.startswith("class 1")
+
+    # report: the summary row shows the declared headline metric and reference
+    assert main(["report", "--runs", str(out)]) == 0
+    page = (out / "report" / "index.html").read_text()
+    assert 'id="toy"' in page and "about 97%" in page and "Toy: two Gaussian blobs" in page
+
+    # tune: 2 trials on the declared metric and space, a best config that `run --config` takes
+    capsys.readouterr()
+    assert main(["tune", "toy", "--trials", "2", "--study", "s", "--out", str(out), "--quick"]) == 0
+    assert "objective: val_accuracy (maximize" in capsys.readouterr().out
+    best = json.loads((out / "toy" / "tune-s" / "best_config.json").read_text())
+    assert 0.05 <= best["lr"] <= 1.0 and best["profile"] == "quick"
+    assert main(["run", "toy", "--config", str(out / "toy" / "tune-s" / "best_config.json"), "--out", str(out)]) == 0
+
+    # compare: variants of one setting, the headline metric in the table
+    assert main(["compare", "toy", "--optimizer", "sgd", "adam", "--quick", "--out", str(out)]) == 0
+    (table,) = (out / "toy").glob("compare-*/compare.csv")
+    assert [r["metric"] for r in csv.DictReader(table.open())] == ["accuracy", "accuracy"]
+
+    # resume: interrupted after epoch 5's checkpoint, continued in its own folder; the same
+    # losses as the uninterrupted run above (same seed; RNG restored from the checkpoint)
+    monkeypatch.setenv("TOY_INTERRUPT_AT", "5")
+    assert main(["run", "toy", "--out", str(tmp_path / "cut")]) == 130
+    (cut,) = (tmp_path / "cut" / "toy").iterdir()
+    assert json.loads((cut / "status.json").read_text())["status"] == "interrupted"
+    monkeypatch.delenv("TOY_INTERRUPT_AT")
+    assert main(["run", "toy", "--resume", str(cut)]) == 0
+    resumed = _history(cut)
+    assert [int(r["epoch"]) for r in resumed] == list(range(1, 13))
+    assert [r["train_loss"] for r in resumed] == [r["train_loss"] for r in _history(run)]
+
+
+def test_a_task_without_tuning_says_so_before_any_trial(tmp_path, capsys):
+    assert main(["tune", "iris", "--trials", "2", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "iris cannot be tuned" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "iris").exists() or not any((tmp_path / "iris").rglob("trials"))
+
+
+@pytest.mark.parametrize("name", tasks.names())
+def test_every_task_declares_a_valid_contract(name):
+    task = tasks.get(name)
+    assert task.name == name and task.exercise and task.model and task.headline.key and task.reference.text
+    assert task.default_profile in task.profiles and "quick" in task.profiles
+    for profile in task.profiles:  # every profile builds a valid config, recorded under its name
+        assert task.settings(profile).profile == profile
+    text = config_parser(task).format_help()
+    assert "None" not in text  # --help shows the value each setting takes
+    if "epochs" in task.config.__dataclass_fields__:  # one meaning everywhere: whole passes
+        assert task.config.__dataclass_fields__["epochs"].type in ("int", int)
+
+
+def test_airbench_model_and_optimizer_described_truthfully():
+    task = tasks.get("cifar10")
+    assert "airbench" in task.model and "Muon" in task.model
+    text = " ".join(config_parser(task).format_help().split())
+    assert "always use Muon" in text and "--head-lr" in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--batch-size", "0"], "batch_size: 0 is out of range (must be >= 1)"),
+    (["--lr", "nan"], "lr: nan is not a finite number"),
+    (["--lr", "-1"], "lr: -1 is out of range (must be > 0)"),
+    (["--dropout", "1"], "dropout: 1 is out of range (must be >= 0 and < 1)"),
+    (["--epochs", "0"], "epochs: 0 is out of range (must be > 0)"),
+    (["--seed", "-3"], "seed: -3 is out of range (must be >= 0)"),
+])
+def test_out_of_range_settings_are_refused_in_one_line(argv, message, tmp_path, capsys):
+    assert main(["run", "mnist", *argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "mnist").exists()
+
+
+def test_config_file_values_are_checked_not_truncated(tmp_path, capsys):
+    for bad, message in (({"epochs": 2.5}, "epochs: cannot use 2.5 as int"), ({"k": 0}, "k: 0 is out of range"),
+                         ({"k": "3"}, "k: cannot use '3' as int")):
+        f = tmp_path / "c.json"
+        f.write_text(json.dumps(bad))
+        task = "iris" if "k" in bad else "mnist"
+        assert main(["run", task, "--config", str(f), "--out", str(tmp_path)]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_profile_precedence_defaults_profile_file_flags(tmp_path):
+    from exoml.runner import task_config
+    _, cfg = task_config("mnist", ["--profile", "fast"])
+    assert (cfg.profile, cfg.width, cfg.epochs, cfg.batch_size) == ("fast", 16, 2, 128)
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"epochs": 3, "width": 24}))
+    _, cfg = task_config("mnist", ["--profile", "fast", "--config", str(f), "--width", "12"])
+    assert (cfg.epochs, cfg.width, cfg.convs) == (3, 12, 1)
+    _, cfg = task_config("mnist", ["--quick"])
+    assert cfg.profile == "quick" and cfg.epochs == 1
+
+
+def test_registry_refuses_builtin_names():
+    from exoml.errors import ExomlError
+    with pytest.raises(ExomlError, match="taken by a built-in task"):
+        tasks.register(dataclasses.replace(toy_task.TASK, name="mnist"))
