@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,13 +41,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def postgres(tmp_path_factory):
+def postgres():
     """A throwaway PostgreSQL server: yields its SQLAlchemy URL; stopped and removed afterwards."""
     pg = _pg_bin()
     if pg is None:
         pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
     pytest.importorskip("psycopg2", reason="psycopg2 is not installed (pip install psycopg2-binary)")
-    root = tmp_path_factory.mktemp("pg")
+    # Directly under /tmp: pytest's own temporary folders are private to root, and the server runs
+    # as another user.
+    root = Path(tempfile.mkdtemp(prefix="exoml-pg-"))
     as_user: list[str] = []
     if os.geteuid() == 0:  # the server refuses to run as root
         try:
@@ -59,8 +62,7 @@ def postgres(tmp_path_factory):
     data, port = root / "data", _free_port()
     run = lambda *cmd: subprocess.run([*as_user, *map(str, cmd)], capture_output=True, text=True, timeout=120)  # noqa: E731
     init = run(pg / "initdb", "-D", data, "-A", "trust", "-U", "postgres")
-    if init.returncode:
-        pytest.skip(f"initdb failed: {init.stderr.strip()[-300:]}")
+    assert init.returncode == 0, init.stderr[-2000:]
     start = run(pg / "pg_ctl", "-D", data, "-w", "-l", root / "log", "-o",
                 f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start")
     assert start.returncode == 0, start.stderr + (root / "log").read_text()
@@ -70,6 +72,7 @@ def postgres(tmp_path_factory):
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/exoml"
     finally:
         run(pg / "pg_ctl", "-D", data, "-m", "immediate", "stop")
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _trials(url: str):

@@ -70,8 +70,10 @@ def cmd_predict(args) -> int:
 
 def cmd_tune(args) -> int:
     from .tune import tune
+    if args.heartbeat < 1:
+        raise ExomlError(f"--heartbeat must be at least 1 second (got {args.heartbeat})")
     tune(args.task, args.rest, trials=args.trials, timeout=args.timeout, storage=args.storage,
-         study_name=args.study, space_file=args.space, metric=args.metric)
+         heartbeat=args.heartbeat, study_name=args.study, space_file=args.space, metric=args.metric)
     return 0
 
 
@@ -193,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--trials", type=int, default=20, help="total finished trials wanted in the study")
     t.add_argument("--timeout", type=float, default=None, help="stop starting trials after S seconds")
     t.add_argument("--storage", default=None, help="SQLAlchemy URL (default: SQLite under the study folder)")
+    t.add_argument("--heartbeat", type=int, default=30, metavar="S",
+                   help="a running trial reports every S seconds; one silent for 3*S is failed and retried "
+                        "(default: 30)")
     t.add_argument("--study", default=None, help="study name (default: 'default')")
     t.add_argument("--space", default=None, help="JSON/YAML search space overriding the task's default")
     t.add_argument("--metric", default=None, help="validation column to optimise (default: the task's)")

@@ -87,20 +87,24 @@ def _objective_of(row: dict, wanted: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _storage(url: str):
-    """RDB storage with heartbeats: a trial whose process died (killed, machine lost) is marked
-    failed after the grace period and retried once, so a resumed study does not lose it."""
+def _storage(url: str, heartbeat: int = 30):
+    """RDB storage with heartbeats: every `heartbeat` seconds a running trial says it is alive; one
+    silent for three heartbeats (its process killed, its machine lost) is marked failed and retried
+    once, so the study neither loses it nor counts it twice."""
     import warnings
     import optuna
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # heartbeats are flagged experimental
-        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+        # (the callback's newer name; optuna < 5 calls it RetryFailedTrialCallback)
+        retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or \
+            optuna.storages.RetryFailedTrialCallback
+        retry = retry_cls(max_retry=1)
         # SQLite: wait for a lock instead of failing at once when another worker writes.
         engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
         for attempt in range(5):
             try:
-                return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=30,
-                                                  grace_period=90, heartbeat_stale_trial_callback=retry)
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat,
+                                                  grace_period=3 * heartbeat, heartbeat_stale_trial_callback=retry)
             except Exception:  # two workers creating the schema at the same moment: one loses, retries
                 if attempt == 4:
                     raise
@@ -108,6 +112,7 @@ def _storage(url: str):
 
 
 def tune(task: str, argv: list[str], trials: int, timeout: float | None = None, storage: str | None = None,
+         heartbeat: int = 30,
          study_name: str | None = None, space_file: str | None = None, metric: str | None = None) -> Path:
     import optuna
     from .runner import execute, task_config
@@ -136,7 +141,7 @@ def tune(task: str, argv: list[str], trials: int, timeout: float | None = None, 
     # The study always maximises a score: the metric itself, or minus it for losses and errors.
     study = optuna.create_study(
         study_name=study_name, load_if_exists=True, direction="maximize",
-        storage=_storage(storage),
+        storage=_storage(storage, heartbeat),
         sampler=optuna.samplers.TPESampler(seed=base.seed), pruner=optuna.pruners.MedianPruner(n_warmup_steps=1))
 
     def objective(trial):
