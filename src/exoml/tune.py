@@ -91,20 +91,23 @@ def _storage(url: str, heartbeat: int = 30):
     """RDB storage with heartbeats: every `heartbeat` seconds a running trial says it is alive; one
     silent for three heartbeats (its process killed, its machine lost) is marked failed and retried
     once, so the study neither loses it nor counts it twice."""
+    import inspect
     import warnings
     import optuna
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # heartbeats are flagged experimental
-        # (the callback's newer name; optuna < 5 calls it RetryFailedTrialCallback)
+        # optuna 5's names; older releases call them RetryFailedTrialCallback and failed_trial_callback
         retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or \
             optuna.storages.RetryFailedTrialCallback
         retry = retry_cls(max_retry=1)
+        callback_arg = ("heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in
+                        inspect.signature(optuna.storages.RDBStorage).parameters else "failed_trial_callback")
         # SQLite: wait for a lock instead of failing at once when another worker writes.
         engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
         for attempt in range(5):
             try:
                 return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat,
-                                                  grace_period=3 * heartbeat, heartbeat_stale_trial_callback=retry)
+                                                  grace_period=3 * heartbeat, **{callback_arg: retry})
             except Exception:  # two workers creating the schema at the same moment: one loses, retries
                 if attempt == 4:
                     raise
