@@ -94,24 +94,25 @@ def test_imdb_quick_run_end_to_end(trained):
 
 def test_imdb_interrupted_run_resumes_to_the_same_result(trained, monkeypatch, tmp_path):
     import csv
-    from exoml.toolkit import train
+    import signal
+    from exoml.toolkit.runs import Run
     ref, _ = trained("imdb")
     monkeypatch.setenv("EXOML_DATA", str(_home(ref)))
     data._loaded.clear()
-    real_fit, calls = train.fit, {"n": 0}
+    real_log, calls = Run.log_epoch, {"n": 0}
 
-    def fit_then_stop(*args, **kwargs):  # Ctrl-C during the 4th epoch
+    def log_then_stop(self, row):  # Ctrl-C right after the 3rd epoch is logged
+        real_log(self, row)
         calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt
-        return real_fit(*args, **kwargs)
-    monkeypatch.setattr(train, "fit", fit_then_stop)
+        if calls["n"] == 3:
+            signal.raise_signal(signal.SIGINT)
+    monkeypatch.setattr(Run, "log_epoch", log_then_stop)
     args = ["run", "imdb", "--quick", "--out", str(tmp_path), "--epochs", "12", "--lr", "0.01"]
     assert main(args) == 130
     (run,) = list((tmp_path / "imdb").iterdir())
     assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
     assert len(list(csv.DictReader((run / "history.csv").open()))) == 3
-    monkeypatch.setattr(train, "fit", real_fit)
+    monkeypatch.setattr(Run, "log_epoch", real_log)
     assert main(["run", "imdb", "--resume", str(run)]) == 0
     data._loaded.clear()
     got = list(csv.DictReader((run / "history.csv").open()))

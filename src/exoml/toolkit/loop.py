@@ -54,7 +54,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
         mode: str = "min", patience: int | None = None, grad_clip: float | None = None, precision: str = "cuda",
         generator: torch.Generator | None = None, drop_last: bool = True, max_steps: int | None = None,
         log: Callable[[dict], None] | None = None, on_epoch: Callable[[dict], None] | None = None,
-        run: Run | None = None, checkpoint: str = "checkpoint.safetensors", desc: str = "train") -> list[dict]:
+        state: dict[str, torch.Tensor] | None = None, run: Run | None = None, checkpoint: str = "checkpoint.safetensors", desc: str = "train") -> list[dict]:
     """Train `model` on (x, y) and return the history (one dict per epoch).
 
     x, y: whole splits as tensors (rows first); a batch is x[idx], y[idx], moved to the model's device.
@@ -70,6 +70,11 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
     generator: the data order's RNG (a CPU torch.Generator); None: torch's global RNG on x's device
     (broadcast from rank 0 under torchrun). drop_last: drop each epoch's last partial batch.
     precision: toolkit.train.uses_bf16's argument (auto | bf16 | fp32 | cuda).
+    log(row): each history row (e.g. run.log_epoch); on resume the checkpoint's rows are replayed
+    through it first. on_epoch(row): after each epoch trained here (not replayed), before the
+    checkpoint. state: the task's own tensors (updated by on_epoch, e.g. the GAN's sample frames),
+    saved with every checkpoint and put back into the dict on resume.
+    run, checkpoint: the run folder and this fit's checkpoint file in it (None: no checkpoints).
     """
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
@@ -98,6 +103,8 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
         extra = progress["extra"]
         if generator is not None and "generator" in extra:
             generator.set_state(extra["generator"])
+        if state is not None:
+            state.update({k.removeprefix("state."): v for k, v in extra.items() if k.startswith("state.")})
         if any(k.startswith("best.") for k in extra):
             best_state = {k.removeprefix("best."): v.to(device) for k, v in extra.items() if k.startswith("best.")}
         for row in history:  # history.csv agrees with the checkpoint again
@@ -106,6 +113,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
 
     def save(progress: dict, order: torch.Tensor | None = None) -> None:
         extra = {f"best.{k}": v for k, v in (best_state or {}).items()}
+        extra.update({f"state.{k}": v for k, v in (state or {}).items()})
         if generator is not None:
             extra["generator"] = generator.get_state()
         if order is not None:
