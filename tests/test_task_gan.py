@@ -123,7 +123,7 @@ def test_networks_shapes_at_every_depth(depth, conditional):
 
 def test_lr_decay_holds_then_falls_linearly_to_zero():
     import torch
-    from exoml.tasks.generative.gan import linear_decay
+    from exoml.toolkit.schedules import linear_decay
     w = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.Adam([w], lr=1e-3)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, linear_decay(100, 0.5))
