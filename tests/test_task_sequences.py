@@ -229,6 +229,42 @@ def test_electricity_quick_run_end_to_end(trained):
     assert set(hist["protocol"]) == {"H", "D0", "D1"}
 
 
+def test_electricity_interrupted_in_its_third_fit_resumes_to_the_same_result(trained, monkeypatch, tmp_path):
+    """A run of several fits (protocol H, then two protocol-D members), stopped by SIGINT inside the
+    second D member: the resumed run takes the finished fits from their checkpoints, continues the
+    third mid-way, and ends with the metrics and history of the uninterrupted run."""
+    import csv
+    import signal
+    from exoml.toolkit.runs import Run
+    ref, _ = trained("electricity")
+    monkeypatch.setenv("EXOML_DATA", str(_home(ref)))
+    data._loaded.clear()
+    real_log = Run.log_epoch
+
+    def log_then_stop(self, row):  # Ctrl-C right after D1's second epoch is logged
+        real_log(self, row)
+        if row.get("protocol") == "D1" and row["epoch"] == 2:
+            signal.raise_signal(signal.SIGINT)
+    monkeypatch.setattr(Run, "log_epoch", log_then_stop)
+    assert main(["run", "electricity", "--quick", "--out", str(tmp_path), *electricity_flags()]) == 130
+    (run,) = list((tmp_path / "electricity").iterdir())
+    assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
+    assert {p.name for p in run.glob("checkpoint*")} == {"checkpoint-H.safetensors", "checkpoint-D0.safetensors",
+                                                         "checkpoint-D1.safetensors"}
+    monkeypatch.setattr(Run, "log_epoch", real_log)
+    assert main(["run", "electricity", "--resume", str(run)]) == 0
+    data._loaded.clear()
+    got = list(csv.DictReader((run / "history.csv").open()))
+    want = list(csv.DictReader((ref / "history.csv").open()))
+    assert [(r["protocol"], r["epoch"]) for r in got] == [(r["protocol"], r["epoch"]) for r in want]
+    for a, b in zip(got, want):
+        assert float(a["train_loss"]) == pytest.approx(float(b["train_loss"]), rel=1e-6)
+        assert float(a["val_loss"]) == pytest.approx(float(b["val_loss"]), rel=1e-6)
+    m_got, m_want = (json.loads((r / "metrics.json").read_text()) for r in (run, ref))
+    timing = [k for k in m_want if k.endswith("_s")]
+    assert {k: v for k, v in m_got.items() if k not in timing} == {k: v for k, v in m_want.items() if k not in timing}
+
+
 def test_electricity_predict_next_24_hours(trained, monkeypatch, capsys):
     run, runs = trained("electricity")
     monkeypatch.setenv("EXOML_DATA", str(_home(run)))
