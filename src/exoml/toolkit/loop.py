@@ -54,7 +54,8 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
         mode: str = "min", patience: int | None = None, grad_clip: float | None = None, precision: str = "cuda",
         generator: torch.Generator | None = None, drop_last: bool = True, max_steps: int | None = None,
         log: Callable[[dict], None] | None = None, on_epoch: Callable[[dict], None] | None = None,
-        state: dict[str, torch.Tensor] | None = None, run: Run | None = None, checkpoint: str = "checkpoint.safetensors", desc: str = "train") -> list[dict]:
+        state: dict[str, torch.Tensor] | None = None, run: Run | None = None,
+        checkpoint: str = "checkpoint.safetensors", desc: str = "train") -> list[dict]:
     """Train `model` on (x, y) and return the history (one dict per epoch).
 
     x, y: whole splits as tensors (rows first); a batch is x[idx], y[idx], moved to the model's device.
@@ -98,7 +99,8 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
     done, epoch, partial, best, best_state, stale, finished = 0, 0, None, None, None, 0, False
     if ckpt is not None and run.resumed and ckpt.exists():
         progress = checkpoints.load(ckpt, model, optimizers, schedulers)
-        done, epoch, history, partial = progress["step"], progress["epoch"], progress["history"], progress.get("partial")
+        done, epoch, history = progress["step"], progress["epoch"], progress["history"]
+        partial = progress.get("partial")
         best, stale, finished = progress.get("best"), progress.get("stale", 0), progress.get("finished", False)
         extra = progress["extra"]
         if generator is not None and "generator" in extra:
@@ -160,8 +162,9 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
                 bar.update()
                 if _stop(stop_asked, device):  # Ctrl-C / SIGTERM: save where we are, then stop
                     if writes and bool(values.isfinite().all()):
-                        save({"epoch": epoch - 1, "partial": {
-                            "epoch": epoch, "done": i + 1, "rows": rows, "sums": {k: v.item() for k, v in sums.items()}}}, order)
+                        sums_now = {k: v.item() for k, v in sums.items()}
+                        save({"epoch": epoch - 1, "partial": {"epoch": epoch, "done": i + 1, "rows": rows,
+                                                              "sums": sums_now}}, order)
                     raise KeyboardInterrupt
             names = list(sums)
             reduced = distributed.all_reduce_(torch.stack([sums[k] for k in names] + [
@@ -173,9 +176,10 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
                 raise TrainingError(f"non-finite training loss at step {min(bad, done)} (epoch {epoch}){kept}; "
                                     "lower the learning rate?")
             row = {"epoch": epoch, "step": done, **{f"train_{k}": v for k, v in means.items()}}
+            seconds = round(time.perf_counter() - t0, 3)  # the epoch's training time, validation excluded
             if validate is not None and (distributed.is_main() or patience is not None):
                 row.update({f"val_{k}": v for k, v in validate(model).items()})
-            row.update(lr=optimizers[-1].param_groups[-1]["lr"], time_s=round(time.perf_counter() - t0, 3))
+            row.update(lr=optimizers[-1].param_groups[-1]["lr"], time_s=seconds)
             bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k in ("train_loss", "val_loss", monitor)})
             history.append(row)
             if monitor is not None and monitor in row:

@@ -92,4 +92,5 @@ def lambda_lr(optimizer: torch.optim.Optimizer,
               factors: Callable[[int], float] | Sequence[Callable[[int], float]]) -> torch.optim.lr_scheduler.LambdaLR:
     """A LambdaLR of `factors` (one for all parameter groups, or one per group); call .step() once
     per optimizer step (loop.fit does)."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, list(factors) if isinstance(factors, (list, tuple)) else factors)
+    per_group = isinstance(factors, (list, tuple))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, list(factors) if per_group else factors)

@@ -74,8 +74,8 @@ def _fit_autoencoder(cfg, run, x_fit, x_val, seed: int, tag: str, epochs: int) -
     sched = schedules.lambda_lr(opt, schedules.one_cycle(steps, 0.1, shift=1))
     loop.fit(ae, tx, tx, loss_fn, [opt], [sched], epochs=epochs, batch_size=cfg.batch_size, metrics=cfg.metrics,
              validate=loop.validation(tv, tv, loss_fn, cfg.metrics), generator=g, drop_last=False,
-             max_steps=1 if cfg.dry_run else None, log=lambda row: run.log_epoch({"protocol": tag, "seed": seed, **row}),
-             run=run, checkpoint=f"checkpoint-{tag}-seed{seed}.safetensors", desc=f"kddcup {tag}")
+             max_steps=1 if cfg.dry_run else None,
+             log=lambda row: run.log_epoch({"protocol": tag, "seed": seed, **row}), run=run, checkpoint=f"checkpoint-{tag}-seed{seed}.safetensors", desc=f"kddcup {tag}")
     ae.seconds = time.time() - t0
     return ae
 
