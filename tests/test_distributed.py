@@ -119,7 +119,8 @@ def test_global_batch_must_split_over_ranks(monkeypatch):
 
 def test_non_finite_loss_names_the_step_and_keeps_the_checkpoint(tmp_path):
     from exoml.toolkit.runs import Run
-    from exoml.tasks.vision import loop
+    from exoml.tasks.vision.common import to_float
+    from exoml.toolkit import loop
     from exoml.toolkit.train import TrainingError
     torch.manual_seed(0)
     x = torch.randint(0, 256, (40, 1, 4, 4), dtype=torch.uint8)
@@ -134,6 +135,6 @@ def test_non_finite_loss_names_the_step_and_keeps_the_checkpoint(tmp_path):
     run = Run(tmp_path)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(TrainingError, match=r"at step 7 \(epoch 2\); the checkpoint of epoch 1 is kept"):
-        loop.fit(model, x, y, loss_fn, [opt], [], epochs=3, batch_size=10, run=run)
+        loop.fit(model, x, y, loss_fn, [opt], [], epochs=3, batch_size=10, transform=to_float, run=run)
     with safe_open(str(tmp_path / "checkpoint.safetensors"), "pt") as fh:
         assert json.loads(fh.metadata()["progress"])["epoch"] == 1  # the last good epoch

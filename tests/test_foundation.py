@@ -79,22 +79,43 @@ def test_run_folder_lifecycle(tmp_path):
 
 
 def test_fit_learns_and_stops_on_nan():
+    from exoml.toolkit import loop
     g = train.seed_everything(0)
     x = torch.randn(256, 4)
     y = (x[:, 0] + x[:, 1] > 0).long()
     model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
     loss_fn, opt, metrics = train.compile(model, "cross_entropy", "adam", 1e-2, metrics=["accuracy", "f1"])
-    hist = train.fit(model, (x, y), loss_fn, opt, epochs=15, batch_size=32, val=(x, y), metrics=metrics,
-                     generator=g)
+    hist = loop.fit(model, x, y, loss_fn, [opt], epochs=15, batch_size=32, metrics=list(metrics),
+                    validate=loop.validation(x, y, loss_fn, list(metrics)), generator=g, drop_last=False)
     assert hist[-1]["val_accuracy"] > 0.9 and hist[-1]["train_loss"] < hist[0]["train_loss"]
+    assert hist[-1]["train_accuracy"] > 0.9 and set(hist[-1]) >= {"val_f1", "lr", "time_s", "step"}
     for name in ("adamw", "sgd", "rmsprop"):
         train.make_optimizer(name, model.parameters(), 0.01)
     with pytest.raises(ValueError, match="unknown optimizer"):
         train.make_optimizer("lbfgs", model.parameters(), 0.01)
     x_bad = x.clone()
     x_bad[5] = float("nan")
-    with pytest.raises(train.TrainingError, match="non-finite loss"):
-        train.fit(model, (x_bad, y), loss_fn, opt, epochs=1, batch_size=256)
+    with pytest.raises(train.TrainingError, match="non-finite training loss at step 1"):
+        loop.fit(model, x_bad, y, loss_fn, [opt], epochs=1, batch_size=256)
+
+
+def test_fit_keeps_the_best_epoch_and_stops_after_patience():
+    from exoml.toolkit import loop
+    x = torch.randn(64, 3)
+    y = x.sum(1, keepdim=True)
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    scores = iter([0.5, 0.4, 0.45, 0.41, 0.39, 0.1])  # the validation "loss" per epoch: best at epoch 2
+
+    def validate(m):
+        validate.weights.append(m.weight.detach().clone())
+        return {"loss": next(scores)}
+    validate.weights = []
+    hist = loop.fit(model, x, y, torch.nn.functional.mse_loss, [opt], epochs=6, batch_size=16, metrics=("mse",),
+                    validate=validate, monitor="val_loss", patience=2)
+    assert [r["epoch"] for r in hist] == [1, 2, 3, 4]  # two epochs without a better loss after epoch 2
+    assert torch.equal(model.weight, validate.weights[1])  # the weights of epoch 2 came back
+    assert "train_mse" in hist[0]
 
 
 def test_idx_parser_rejects_bad_files():

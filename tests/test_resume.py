@@ -82,7 +82,8 @@ def _tiny_fit(run, interrupt_at=None):
     this process a SIGINT during step `interrupt_at`."""
     import numpy as np
     import torch
-    from exoml.tasks.vision import loop
+    from exoml.tasks.vision.common import to_float
+    from exoml.toolkit import loop
     torch.manual_seed(0)
     np.random.seed(0)
     x = torch.randint(0, 256, (60, 1, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
@@ -98,7 +99,7 @@ def _tiny_fit(run, interrupt_at=None):
             signal.raise_signal(signal.SIGINT)  # arrives in the middle of a step
         return xb + 0.05 * torch.randn_like(xb) * float(np.random.random()), yb
     history = loop.fit(model, x, y, torch.nn.functional.cross_entropy, [opt], [sched], epochs=5, batch_size=10,
-                    augment=augment, run=run)
+                       transform=to_float, augment=augment, run=run)
     return model, history
 
 

@@ -27,6 +27,31 @@ def _gan_run(tmp_path, *flags, judge_run: bool = False):
     return out, path
 
 
+def test_gan_interrupted_after_an_epoch_resumes_to_the_same_result(tmp_path):
+    """The adversarial step runs in the shared loop: a run stopped by SIGINT after its first epoch
+    resumes (G, D, their EMA, both optimizers, the step statistics and sample frames) and ends
+    with the metrics of the uninterrupted run."""
+    import signal
+    from exoml.toolkit.runs import Run
+    out, ref = _gan_run(tmp_path, "--judge", "train")
+    real_log = Run.log_epoch
+
+    def log_then_stop(self, row):
+        real_log(self, row)
+        if row["epoch"] == 1:
+            signal.raise_signal(signal.SIGINT)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Run, "log_epoch", log_then_stop)
+        assert main(["run", "gan", *TINY, "--judge", "train", "--out", str(tmp_path / "cut")]) == 130
+    (path,) = (tmp_path / "cut" / "gan").iterdir()
+    assert main(["run", "gan", "--resume", str(path)]) == 0
+    m_ref, m_res = (json.loads((p / "metrics.json").read_text()) for p in (ref, path))
+    for k in ("fid", "fid_floor_train_vs_test", "confident_share", "class_share", "train_steps"):
+        assert m_res[k] == m_ref[k], k
+    with Image.open(path / "progression.gif") as gif:
+        assert gif.n_frames == 2
+
+
 def test_fid_of_a_set_with_itself_is_zero_and_of_different_sets_large():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(2000, 16))
@@ -54,7 +79,7 @@ def test_gan_trains_measures_and_generates(tmp_path, capsys):
     assert sum(m["class_share"]) == pytest.approx(1.0, abs=1e-3) and m["n_generated"] == 100
     assert m["train_steps"] == 2 * (128 // 32) and "trained here" in m["judge"]
     history = (path / "history.csv").read_text().splitlines()
-    assert history[0].startswith("epoch,d_loss,g_loss") and len(history) == 3
+    assert history[0].startswith("epoch,step,train_d_loss,train_g_loss") and len(history) == 3
     for name in ("model.safetensors", "judge.safetensors", "predictions.npz", "report.md", "progression.png",
                  "grid_10x10.png", "losses.png", "real_vs_generated.png", "judge.png", "data.png"):
         assert (path / name).stat().st_size > 0, name
@@ -123,7 +148,7 @@ def test_networks_shapes_at_every_depth(depth, conditional):
 
 def test_lr_decay_holds_then_falls_linearly_to_zero():
     import torch
-    from exoml.tasks.generative.gan import linear_decay
+    from exoml.toolkit.schedules import linear_decay
     w = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.Adam([w], lr=1e-3)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, linear_decay(100, 0.5))

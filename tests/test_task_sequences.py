@@ -94,24 +94,25 @@ def test_imdb_quick_run_end_to_end(trained):
 
 def test_imdb_interrupted_run_resumes_to_the_same_result(trained, monkeypatch, tmp_path):
     import csv
-    from exoml.toolkit import train
+    import signal
+    from exoml.toolkit.runs import Run
     ref, _ = trained("imdb")
     monkeypatch.setenv("EXOML_DATA", str(_home(ref)))
     data._loaded.clear()
-    real_fit, calls = train.fit, {"n": 0}
+    real_log, calls = Run.log_epoch, {"n": 0}
 
-    def fit_then_stop(*args, **kwargs):  # Ctrl-C during the 4th epoch
+    def log_then_stop(self, row):  # Ctrl-C right after the 3rd epoch is logged
+        real_log(self, row)
         calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt
-        return real_fit(*args, **kwargs)
-    monkeypatch.setattr(train, "fit", fit_then_stop)
+        if calls["n"] == 3:
+            signal.raise_signal(signal.SIGINT)
+    monkeypatch.setattr(Run, "log_epoch", log_then_stop)
     args = ["run", "imdb", "--quick", "--out", str(tmp_path), "--epochs", "12", "--lr", "0.01"]
     assert main(args) == 130
     (run,) = list((tmp_path / "imdb").iterdir())
     assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
     assert len(list(csv.DictReader((run / "history.csv").open()))) == 3
-    monkeypatch.setattr(train, "fit", real_fit)
+    monkeypatch.setattr(Run, "log_epoch", real_log)
     assert main(["run", "imdb", "--resume", str(run)]) == 0
     data._loaded.clear()
     got = list(csv.DictReader((run / "history.csv").open()))
@@ -237,6 +238,42 @@ def test_electricity_quick_run_end_to_end(trained):
         assert (run / f).is_file(), f
     hist = pd.read_csv(run / "history.csv")
     assert set(hist["protocol"]) == {"H", "D0", "D1"}
+
+
+def test_electricity_interrupted_in_its_third_fit_resumes_to_the_same_result(trained, monkeypatch, tmp_path):
+    """A run of several fits (protocol H, then two protocol-D members), stopped by SIGINT inside the
+    second D member: the resumed run takes the finished fits from their checkpoints, continues the
+    third mid-way, and ends with the metrics and history of the uninterrupted run."""
+    import csv
+    import signal
+    from exoml.toolkit.runs import Run
+    ref, _ = trained("electricity")
+    monkeypatch.setenv("EXOML_DATA", str(_home(ref)))
+    data._loaded.clear()
+    real_log = Run.log_epoch
+
+    def log_then_stop(self, row):  # Ctrl-C right after D1's second epoch is logged
+        real_log(self, row)
+        if row.get("protocol") == "D1" and row["epoch"] == 2:
+            signal.raise_signal(signal.SIGINT)
+    monkeypatch.setattr(Run, "log_epoch", log_then_stop)
+    assert main(["run", "electricity", "--quick", "--out", str(tmp_path), *electricity_flags()]) == 130
+    (run,) = list((tmp_path / "electricity").iterdir())
+    assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
+    assert {p.name for p in run.glob("checkpoint*")} == {"checkpoint-H.safetensors", "checkpoint-D0.safetensors",
+                                                         "checkpoint-D1.safetensors"}
+    monkeypatch.setattr(Run, "log_epoch", real_log)
+    assert main(["run", "electricity", "--resume", str(run)]) == 0
+    data._loaded.clear()
+    got = list(csv.DictReader((run / "history.csv").open()))
+    want = list(csv.DictReader((ref / "history.csv").open()))
+    assert [(r["protocol"], r["epoch"]) for r in got] == [(r["protocol"], r["epoch"]) for r in want]
+    for a, b in zip(got, want):
+        assert float(a["train_loss"]) == pytest.approx(float(b["train_loss"]), rel=1e-6)
+        assert float(a["val_loss"]) == pytest.approx(float(b["val_loss"]), rel=1e-6)
+    m_got, m_want = (json.loads((r / "metrics.json").read_text()) for r in (run, ref))
+    timing = [k for k in m_want if k.endswith("_s")]
+    assert {k: v for k, v in m_got.items() if k not in timing} == {k: v for k, v in m_want.items() if k not in timing}
 
 
 def test_electricity_predict_next_24_hours(trained, monkeypatch, capsys):

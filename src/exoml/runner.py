@@ -76,7 +76,7 @@ def _interrupted_run(task: str, path: Path) -> None:
         raise ExomlError(f"{path} is a run of {info.get('task')!r}, not of {task!r}")
     if status == "complete":
         raise ExomlError(f"{path} is already complete: nothing to resume")
-    if not (path / "checkpoint.safetensors").exists():
+    if not any(path.glob("checkpoint*.safetensors")):  # one per training run of the task
         raise ExomlError(f"{path} has no checkpoint (it stopped before its first epoch ended, or this task "
                          "does not checkpoint): start it again with `exoml run`")
 

@@ -16,26 +16,49 @@ warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from (current )?
 
 
 def history_curves(history: list[dict], keys: list[list[str]] | None = None, title: str = ""):
-    """One panel per group of history columns (e.g. [["train_loss", "val_loss"], ["val_accuracy"]])."""
+    """One panel per group of history columns. By default: the losses (train vs validation), each
+    metric (train_<m> vs val_<m>), and the learning rate per epoch (the schedule); bookkeeping
+    columns (epoch, step, time, text) are left out."""
     if not history:
         fig, ax = plt.subplots(figsize=(4, 3))
         ax.text(0.5, 0.5, "no history", ha="center")
         return fig
-    cols = [k for k in history[0] if k not in ("epoch", "time_s", "lr")]
     if keys is None:
-        keys = [[k for k in cols if "loss" in k]] + [[k] for k in cols if "loss" not in k]
-        keys = [g for g in keys if g]
+        keys = default_curve_groups(history)
     epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
     for ax, group in zip(axes[0], keys):
         for k in group:
             ax.plot(epochs, [h.get(k, np.nan) for h in history], marker="o", ms=3, label=k)
         ax.set_xlabel("epoch")
+        if group == ["lr"]:
+            ax.set_title("learning rate (end of epoch)", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title or "training curves")
     fig.tight_layout()
     return fig
+
+
+def default_curve_groups(history: list[dict]) -> list[list[str]]:
+    """[[train_loss, val_loss], [train_accuracy, val_accuracy], ..., [lr]] from the columns present."""
+    skip = {"epoch", "step", "time_s", "seed"}
+    cols: list[str] = []
+    for row in history:
+        cols += [k for k, v in row.items() if k not in cols and k not in skip and isinstance(v, (int, float))
+                 and not isinstance(v, bool)]
+    groups, seen = [], set()
+    for k in cols:
+        if k == "lr" or k in seen:
+            continue
+        name = k.removeprefix("train_").removeprefix("val_")
+        pair = [c for c in (f"train_{name}", f"val_{name}") if c in cols] or [k]
+        pair = [c for c in pair if c not in seen]
+        seen.update(pair)
+        groups.append(pair)
+    if "lr" in cols:
+        groups.append(["lr"])
+    return groups
 
 
 def confusion_matrix(cm: np.ndarray, classes: list[str], normalize: bool = True, title: str = "confusion matrix"):

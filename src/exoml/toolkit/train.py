@@ -1,19 +1,16 @@
-"""Training helpers shared by the torch tasks: device, seeding, batches, compile, fit, evaluate.
+"""Training helpers shared by the torch tasks: device, seeding, precision, batches, loss /
+optimizer / metrics by name ("compile"), predict and evaluate. The training loop itself is
+toolkit/loop.py, the learning-rate schedules toolkit/schedules.py.
 
-Short functions, no Trainer class: a task calls them in the order it reads best.
-
-    model = Net().to(device)
     loss_fn, opt, metrics = compile(model, loss="cross_entropy", optimizer="adam", lr=1e-3,
                                     metrics=["accuracy"])
-    history = fit(model, (x_train, y_train), loss_fn, opt, epochs=5, batch_size=128,
-                  val=(x_val, y_val), metrics=metrics, on_epoch=run.log_epoch)
+    history = loop.fit(model, x_train, y_train, loss_fn, [opt], epochs=5, batch_size=128, ...)
+    scores = evaluate(model, (x_test, y_test), loss_fn, metrics)
 """
 from __future__ import annotations
 
-import math
 import os
 import random
-import time
 from contextlib import nullcontext
 from functools import cache
 from typing import Callable, Iterator
@@ -22,7 +19,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .distributed import local_rank
 from ..errors import ExomlError
@@ -184,17 +180,6 @@ def compile(model: nn.Module, loss: str, optimizer: str, lr: float, metrics: lis
             {m: METRICS[m] for m in metrics})
 
 
-def one_cycle(optimizer, total_steps: int, warmup: float = 0.2):
-    """Linear warm-up then linear decay to 0: a robust default for short runs."""
-    warm = max(1, int(total_steps * warmup))
-
-    def factor(step):
-        if step < warm:
-            return (step + 1) / warm
-        return max(0.0, (total_steps - step) / max(1, total_steps - warm))
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024, device: torch.device | None = None,
             transform: Callable | None = None) -> torch.Tensor:
@@ -218,61 +203,6 @@ def evaluate(model, data, loss_fn, metrics: dict, batch_size: int = 1024, transf
     res = {"loss": loss_fn(out, y.float() if out.ndim == 1 else y).item()}
     res.update({k: fn(out, y) for k, fn in metrics.items()})
     return res
-
-
-def fit(model: nn.Module, train: tuple, loss_fn, optimizer, epochs: int, batch_size: int,
-        val: tuple | None = None, metrics: dict | None = None, scheduler=None, generator=None,
-        augment: Callable | None = None, transform: Callable | None = None, on_epoch: Callable | None = None,
-        max_steps: int | None = None, grad_clip: float | None = None, desc: str = "train") -> list[dict]:
-    """Minibatch training with a tqdm bar; one history row per epoch (train loss, val loss/metrics).
-
-    `transform` runs on every batch (train and val) after moving it to the device; `augment`
-    only on training batches. The scheduler, if any, steps once per batch. A non-finite loss
-    raises TrainingError naming the step, before the optimizer applies it."""
-    metrics = metrics or {}
-    device = next(model.parameters()).device
-    x, y = train
-    history, step = [], 0
-    steps_per_epoch = math.ceil(len(x) / batch_size)
-    for epoch in range(1, epochs + 1):
-        model.train()
-        t0, total, seen = time.time(), 0.0, 0
-        bar = tqdm(batches(len(x), batch_size, shuffle=True, generator=generator), total=steps_per_epoch,
-                   desc=f"{desc} {epoch}/{epochs}", leave=False, disable=None)
-        for idx in bar:
-            xb, yb = x[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True)
-            if transform is not None:
-                xb = transform(xb)
-            if augment is not None:
-                xb = augment(xb)
-            with autocast(device):
-                out = model(xb)
-            loss = loss_fn(out.float(), yb.float() if out.ndim == 1 else yb)
-            if not torch.isfinite(loss):
-                raise TrainingError(f"non-finite loss {loss.item()} at epoch {epoch}, step {step}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            total += loss.item() * len(idx)
-            seen += len(idx)
-            step += 1
-            bar.set_postfix(loss=f"{total / seen:.4f}")
-            if max_steps and step >= max_steps:
-                break
-        row = {"epoch": epoch, "train_loss": total / max(seen, 1), "lr": optimizer.param_groups[0]["lr"],
-               "time_s": round(time.time() - t0, 3)}
-        if val is not None:
-            row.update({f"val_{k}": v for k, v in evaluate(model, val, loss_fn, metrics, transform=transform).items()})
-        history.append(row)
-        if on_epoch:
-            on_epoch(row)
-        if max_steps and step >= max_steps:
-            break
-    return history
 
 
 def state_dict_for_save(model: nn.Module) -> dict:

@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn as nn
 from torch.optim.swa_utils import AveragedModel
-from tqdm.auto import tqdm
 
 from ... import data as datasets
 from . import fid
-from ...toolkit import report, train, weights
+from ...toolkit import loop, report, schedules, train, weights
 from ...toolkit.config import Common
 from ..contract import Headline, Profile, Reference, Task, Tuning  # noqa: F401
 from ...errors import ExomlError
@@ -90,12 +90,6 @@ PROFILES = {
 
 # ---------------------------------------------------------------- run -----------------
 
-def linear_decay(total: int, fraction: float):
-    """lr factor per step: 1, then a linear fall to 0 over the last `fraction` of `total` steps."""
-    start = total * (1 - fraction)
-    return lambda step: 1.0 if fraction <= 0 or step < start else max(0.0, (total - step) / (total - start))
-
-
 def run(cfg: Config, run: Run) -> tuple[dict, str]:
     gen = train.seed_everything(cfg.seed)
     device = train.pick_device(cfg.device)
@@ -104,7 +98,6 @@ def run(cfg: Config, run: Run) -> tuple[dict, str]:
     keep = np.sort(np.random.default_rng(cfg.seed).permutation(len(mnist.y_train))[:n])
     x = torch.from_numpy(mnist.x_train[keep]).to(device)  # uint8 on the device; a batch becomes [-1, 1] floats
     y = torch.from_numpy(mnist.y_train[keep]).to(device)
-    bs = min(cfg.batch_size, n)
     rows = [mnist.x_train[np.flatnonzero(mnist.y_train == d)[:10]] for d in range(10)]
     run.save_figure(tile_figure(np.concatenate(rows), 10, f"training digits (one row per class; {n:,} used)"),
                     "data.png")
@@ -118,52 +111,53 @@ def run(cfg: Config, run: Run) -> tuple[dict, str]:
     z_fixed = torch.randn(cfg.grid_n, cfg.z_dim, generator=gen).to(device)  # the same noise every epoch
     y_fixed = (torch.arange(cfg.grid_n) % 10).to(device) if cfg.conditional else None
 
-    steps, frames, t_train = [], [], time.time()
-    epochs = 1 if cfg.dry_run else cfg.epochs
     # constant lrs, then (with --lr-decay) a linear fall to 0: the last steps refine instead of chase
-    per_epoch = n // bs  # steps per epoch (the last partial batch is dropped)
-    factor = linear_decay(epochs * per_epoch, cfg.lr_decay)
-    scheds = [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in (opt_g, opt_d)]
-    for epoch in range(1, epochs + 1):
-        G.train(), D.train()
-        t0, stats = time.time(), []
-        bar = tqdm(train.batches(n, bs, shuffle=True, generator=gen, drop_last=True), total=per_epoch,
-                   desc=f"gan {epoch}/{epochs}", leave=False, disable=None)
-        for idx in bar:
-            idx = idx.to(device)
-            real = x[idx].float().div(127.5).sub(1).unsqueeze(1)
-            yb = y[idx] if cfg.conditional else None
-            z = torch.randn(len(idx), cfg.z_dim, device=device)
-            # D step: real digits up, generated ones down (G's output detached: only D learns here)
-            with train.autocast(device):
-                fake = G(z, yb)
-                d_real, d_fake = D(real, yb).float(), D(fake.detach(), yb).float()
-            loss_d = d_loss(d_real, d_fake)
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-            # G step: make the updated D call the same generated digits real
-            with train.autocast(device):
-                d_gen = D(fake, yb).float()
-            loss_g = g_loss(d_gen)
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-            ema.update_parameters(G)
-            for sched in scheds:
-                sched.step()
-            # kept on the device and read once per epoch: a host sync per step would stall a GPU
-            stats.append(torch.stack([loss_d, loss_g, d_real.mean(), d_fake.mean()]).detach())
-            if cfg.dry_run:
-                break
-        part = torch.stack(stats).float().cpu().numpy()
-        if not np.isfinite(part).all():
-            raise train.TrainingError(f"non-finite GAN loss in epoch {epoch} (lower --lr-d / --lr-g?)")
-        steps.extend(part)
-        frames.append(sample(recalibrate_bn(ema.module), z_fixed, y_fixed))
-        run.log_epoch({"epoch": epoch, "d_loss": part[:, 0].mean(), "g_loss": part[:, 1].mean(),
-                       "d_real_logit": part[:, 2].mean(), "d_fake_logit": part[:, 3].mean(),
-                       "time_s": round(time.time() - t0, 3)})
+    epochs = 1 if cfg.dry_run else cfg.epochs
+    max_steps = 1 if cfg.dry_run else None
+    total = schedules.steps(n, cfg.batch_size, epochs, max_steps=max_steps)  # the last partial batch is dropped
+    scheds = [schedules.lambda_lr(o, schedules.linear_decay(total, cfg.lr_decay)) for o in (opt_g, opt_d)]
+    per_step: list[torch.Tensor] = []  # each step's statistics, on the device until the epoch ends
+
+    def adversarial_step(xb, yb):
+        """One D step (real digits up, generated ones down; G's output detached: only D learns
+        here), then one G step (make the updated D call the same generated digits real), then
+        the EMA of G's weights."""
+        real = xb.float().div(127.5).sub(1).unsqueeze(1)
+        yb = yb if cfg.conditional else None
+        z = torch.randn(len(xb), cfg.z_dim, device=device)
+        with train.autocast(device):
+            fake = G(z, yb)
+            d_real, d_fake = D(real, yb).float(), D(fake.detach(), yb).float()
+        loss_d = d_loss(d_real, d_fake)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        with train.autocast(device):
+            d_gen = D(fake, yb).float()
+        loss_g = g_loss(d_gen)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        ema.update_parameters(G)
+        stats = {"d_loss": loss_d, "g_loss": loss_g, "d_real_logit": d_real.mean(), "d_fake_logit": d_fake.mean()}
+        per_step.append(torch.stack(list(stats.values())).detach())
+        return stats
+
+    # what the figures need, kept in the checkpoint so a resumed run draws them whole: every step's
+    # statistics and, after every epoch, the fixed-noise samples of the EMA generator
+    record = {"steps": torch.zeros(0, 4), "frames": torch.zeros(0, cfg.grid_n, 28, 28, dtype=torch.uint8)}
+
+    def after_epoch(row):
+        frame = torch.from_numpy(sample(recalibrate_bn(ema.module), z_fixed, y_fixed))
+        record["steps"] = torch.cat([record["steps"], torch.stack(per_step).float().cpu()])
+        record["frames"] = torch.cat([record["frames"], frame[None]])
+        per_step.clear()
+
+    t_train = time.time()
+    loop.fit(nn.ModuleDict({"G": G, "D": D, "ema": ema}), x, y, None, [opt_g, opt_d], scheds, epochs=epochs,
+             batch_size=cfg.batch_size, step=adversarial_step, generator=gen, max_steps=max_steps,
+             log=run.log_epoch, on_epoch=after_epoch, state=record, run=run, desc=NAME)
+    steps, frames = record["steps"].numpy(), list(record["frames"].numpy())
     train_s = time.time() - t_train
     g_eval = recalibrate_bn(ema.module)
     run.save_weights(train.state_dict_for_save(g_eval), meta={"task": NAME, "conditional": cfg.conditional,
@@ -201,7 +195,7 @@ def run(cfg: Config, run: Run) -> tuple[dict, str]:
     run.save_figure(tile_figure(fakes[:100], 10, "generated digits (EMA generator)" +
                                 (", column = requested digit" if cfg.conditional else "")), "grid_10x10.png")
     run.save_figure(side_by_side(mnist.x_test[:50], fakes[:50]), "real_vs_generated.png")
-    run.save_figure(loss_figure(np.array(steps), cfg.loss), "losses.png")
+    run.save_figure(loss_figure(steps, cfg.loss), "losses.png")
     run.save_figure(judge_figure(share, conf, p_test.max(1)), "judge.png")
     intro, sections = write_up(cfg, metrics, G, D, n, epochs, len(steps), share)
     return metrics, report.render("MNIST digits from a DCGAN", intro, cfg, metrics, sections)

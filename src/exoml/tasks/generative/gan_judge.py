@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ...toolkit import train, weights
+from ...toolkit import loop, schedules, train, weights
 from ...errors import ExomlError
 from ...toolkit.runs import Run
 
@@ -31,7 +31,7 @@ def get_judge(cfg, mnist, run: Run, device) -> tuple[nn.Module, str]:
 def train_judge(cfg, mnist, judge_task, run: Run, device) -> nn.Module:
     """The mnist task's network (profile cfg.judge_profile) and optimizer, trained briefly on the training
     split with plain cross-entropy: no label smoothing, so its confidence means what it says."""
-    from ..vision import common as vision, loop
+    from ..vision import common as vision
     jcfg = judge_task.TASK.settings(cfg.judge_profile)
     n = min(cfg.judge_n_train or len(mnist.y_train), len(mnist.y_train))
     x, y = vision.nchw(mnist.x_train[:n]).to(device), torch.from_numpy(mnist.y_train[:n]).to(device)
@@ -40,10 +40,11 @@ def train_judge(cfg, mnist, judge_task, run: Run, device) -> nn.Module:
     model = model.to(device, memory_format=vision.memory_format(device))
     opt = train.make_optimizer(jcfg.optimizer, model.parameters(), jcfg.lr, jcfg.weight_decay)
     max_steps = 1 if cfg.dry_run else None
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, loop.one_cycle(loop.total_steps(n, jcfg.batch_size, cfg.judge_epochs,
-                                                                             max_steps), jcfg.warmup))
+    steps = schedules.steps(n, jcfg.batch_size, cfg.judge_epochs, max_steps=max_steps)
+    sched = schedules.lambda_lr(opt, schedules.one_cycle(steps, jcfg.warmup, start=0.1))
     loop.fit(model, x, y, train.make_loss("cross_entropy"), [opt], [sched], epochs=cfg.judge_epochs,
-          batch_size=jcfg.batch_size, max_steps=max_steps, desc="judge")
+             batch_size=jcfg.batch_size, transform=vision.to_float, precision="auto", max_steps=max_steps,
+             desc="judge")
     run.save_weights(train.state_dict_for_save(model), "judge.safetensors",
                      meta={"task": "mnist", "role": "gan judge", "profile": cfg.judge_profile})
     return model.eval()

@@ -37,7 +37,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, PolynomialFeatures, StandardScaler
 
 from ... import data
-from ...toolkit import plots, train
+from ...toolkit import loop, plots, schedules, train
 from ...toolkit.config import Common
 from ..contract import Headline, Profile, Reference, Task, Tuning  # noqa: F401
 from ...errors import ExomlError
@@ -154,9 +154,11 @@ def _run(cfg: Config, run) -> tuple[dict, str]:
     tx = torch.as_tensor(X_tr.to_numpy(copy=True), dtype=torch.float32, device=device)
     ty = torch.as_tensor((y_tr - y_tr.mean()) / y_tr.std(), dtype=torch.float32, device=device)
     epochs = 1 if cfg.dry_run else cfg.epochs
-    sched = train.one_cycle(opt, epochs * -(-len(tx) // cfg.batch_size), warmup=0.1)
-    history = train.fit(model, (tx, ty), loss_fn, opt, epochs, cfg.batch_size, scheduler=sched,
-                        generator=torch.Generator().manual_seed(cfg.seed), on_epoch=run.log_epoch, desc=NAME)
+    steps = schedules.steps(len(tx), cfg.batch_size, epochs, drop_last=False)
+    sched = schedules.lambda_lr(opt, schedules.one_cycle(steps, warmup=0.1, shift=1))
+    history = loop.fit(model, tx, ty, loss_fn, [opt], [sched], epochs=epochs, batch_size=cfg.batch_size, metrics=(),
+                       generator=torch.Generator().manual_seed(cfg.seed), drop_last=False, log=run.log_epoch,
+                       run=run, desc=NAME)
     with torch.no_grad():
         p_gd = model.medv(torch.as_tensor(X_te.to_numpy(copy=True), dtype=torch.float32, device=device)).cpu().numpy()
     coef_gd = model.fc.weight.detach().cpu().numpy()[0] * y_tr.std()  # back to MEDV per standard deviation

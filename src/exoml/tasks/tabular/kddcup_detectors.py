@@ -12,7 +12,7 @@ from sklearn.kernel_approximation import Nystroem
 from sklearn.linear_model import SGDOneClassSVM
 from sklearn.pipeline import make_pipeline
 
-from ...toolkit import train
+from ...toolkit import loop, schedules, train
 from .common import features, prf
 
 METHODS = ["autoencoder", "isolation_forest", "ocsvm"]
@@ -68,12 +68,14 @@ def _fit_autoencoder(cfg, run, x_fit, x_val, seed: int, tag: str, epochs: int) -
     t0 = time.time()
     g = train.seed_everything(seed)
     ae = AutoEncoder(x_fit.shape[1], cfg.hidden).to(device)
-    loss_fn, opt, metrics = train.compile(ae, cfg.loss, cfg.optimizer, cfg.lr, cfg.metrics, cfg.weight_decay)
+    loss_fn, opt, _ = train.compile(ae, cfg.loss, cfg.optimizer, cfg.lr, cfg.metrics, cfg.weight_decay)
     tx, tv = torch.from_numpy(x_fit).to(device), torch.from_numpy(x_val).to(device)
-    steps = epochs * -(-len(tx) // cfg.batch_size)
-    train.fit(ae, (tx, tx), loss_fn, opt, epochs, cfg.batch_size, val=(tv, tv), metrics=metrics,
-              scheduler=train.one_cycle(opt, steps, 0.1), generator=g, max_steps=1 if cfg.dry_run else None,
-              on_epoch=lambda row: run.log_epoch({"protocol": tag, "seed": seed, **row}), desc=f"kddcup {tag}")
+    steps = schedules.steps(len(tx), cfg.batch_size, epochs, drop_last=False)
+    sched = schedules.lambda_lr(opt, schedules.one_cycle(steps, 0.1, shift=1))
+    loop.fit(ae, tx, tx, loss_fn, [opt], [sched], epochs=epochs, batch_size=cfg.batch_size, metrics=cfg.metrics,
+             validate=loop.validation(tv, tv, loss_fn, cfg.metrics), generator=g, drop_last=False,
+             max_steps=1 if cfg.dry_run else None,
+             log=lambda row: run.log_epoch({"protocol": tag, "seed": seed, **row}), run=run, checkpoint=f"checkpoint-{tag}-seed{seed}.safetensors", desc=f"kddcup {tag}")
     ae.seconds = time.time() - t0
     return ae
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 
 from ... import data
-from ...toolkit import report, train
+from ...toolkit import loop, report, schedules, train
 from . import tokens as text
 from ...toolkit.config import Common
 from ..contract import Headline, Profile, Reference, Task, Tuning  # noqa: F401
@@ -184,40 +184,28 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     # --- model and compile
     model = build_model(vars(cfg), cfg.vocab_size).to(device)
     n_params = sum(p.numel() for p in model.parameters())
-    loss_fn, opt, metrics = train.compile(model, cfg.loss, cfg.optimizer, cfg.lr, cfg.metrics, cfg.weight_decay)
+    loss_fn, opt, _ = train.compile(model, cfg.loss, cfg.optimizer, cfg.lr, cfg.metrics, cfg.weight_decay)
     epochs = 1 if cfg.dry_run else cfg.epochs
-    steps = epochs * -(-len(x_tr) // cfg.batch_size)
-    sched = train.one_cycle(opt, steps, warmup=0.1)
+    steps = schedules.steps(len(x_tr), cfg.batch_size, epochs, drop_last=False)
+    sched = schedules.lambda_lr(opt, schedules.one_cycle(steps, warmup=0.1, shift=1))
     print(f"[imdb] {len(x_tr):,} train / {len(x_va):,} val / {len(x_test):,} test reviews, "
           f"{n_params:,} parameters on {train.device_name(device)}", flush=True)
 
-    # --- train: one epoch at a time, keeping the weights of the best validation accuracy; a
-    # checkpoint after each epoch (weights, optimizer, schedule, data order RNG, the best weights),
-    # from which `exoml run imdb --resume RUN_DIR` goes on
-    best, best_state, stale, t0, start = -1.0, None, 0, time.time(), 1
-    ckpt = run.file("checkpoint.safetensors")
-    if run.resumed and ckpt.exists():
-        best, best_state, stale, start = imdb_report.resume(ckpt, run, model, opt, sched, g, device)
-    for epoch in range(start, epochs + 1):
-        if cfg.patience and stale >= cfg.patience:
-            break
-        row = train.fit(model, (x_tr, y_tr), loss_fn, opt, 1, cfg.batch_size, val=(x_va, y_va), metrics=metrics,
-                        scheduler=sched, generator=g, grad_clip=cfg.grad_clip, desc=f"epoch {epoch}/{epochs}",
-                        max_steps=1 if cfg.dry_run else None)[0]
-        row["epoch"] = epoch
-        run.log_epoch(row)
-        print(f"[imdb] epoch {epoch}: train loss {row['train_loss']:.4f}, val loss {row['val_loss']:.4f}, "
+    def show(row):
+        print(f"[imdb] epoch {row['epoch']}: train loss {row['train_loss']:.4f}, val loss {row['val_loss']:.4f}, "
               f"val accuracy {row['val_accuracy']:.4f} ({row['time_s']:.0f}s)", flush=True)
-        if row["val_accuracy"] > best:
-            best, stale = row["val_accuracy"], 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            stale += 1
-        imdb_report.save_checkpoint(ckpt, model, opt, sched, g, {"epoch": epoch, "best": best, "stale": stale,
-                                                       "history": run.history}, best_state)
+
+    # --- train: the weights of the best validation accuracy are kept, training stops after `patience`
+    # epochs without a better one; a checkpoint after each epoch (`exoml run imdb --resume RUN_DIR`)
+    t0 = time.time()
+    history = loop.fit(model, x_tr, y_tr, loss_fn, [opt], [sched], epochs=epochs, batch_size=cfg.batch_size,
+                       metrics=cfg.metrics, validate=loop.validation(x_va, y_va, loss_fn, cfg.metrics),
+                       monitor="val_accuracy", mode="max", patience=cfg.patience, grad_clip=cfg.grad_clip,
+                       generator=g, drop_last=False, max_steps=1 if cfg.dry_run else None, log=run.log_epoch,
+                       on_epoch=show, run=run, desc=NAME)
     train_s = time.time() - t0
-    model.load_state_dict(best_state)
-    best_epoch = max(run.history, key=lambda r: r["val_accuracy"])["epoch"]
+    best_row = max(history, key=lambda r: r["val_accuracy"])
+    best, best_epoch = best_row["val_accuracy"], best_row["epoch"]
 
     # --- evaluate on the test split (ordered by length for speed, then put back in order)
     order = _by_length(x_test)

@@ -1,6 +1,5 @@
 """The IMDB task's figures and report text (data, training, evaluation, the most confident
-mistakes), the checkpoint of its epoch loop (what `--resume` needs), and `exoml predict imdb`: the
-verdict on one review while it is read, prefix by prefix."""
+mistakes), and `exoml predict imdb`: the verdict on one review while it is read, prefix by prefix."""
 from __future__ import annotations
 
 import json
@@ -8,26 +7,10 @@ import json
 import numpy as np
 import torch
 
-from ...toolkit import checkpoint, plots, report, train
+from ...toolkit import plots, report, train
 from . import tokens as text
 from ...errors import ExomlError
 from . import imdb_plots
-
-
-def resume(ckpt, run, model, opt, sched, g, device) -> tuple:
-    """Restore an interrupted run (weights, optimizer, schedule, data-order RNG, history) from its
-    checkpoint; returns (best validation accuracy, best weights, stale epochs, next epoch)."""
-    done = checkpoint.load(ckpt, model, [opt], [sched])
-    g.set_state(done["extra"].pop("generator"))
-    best_state = {k.removeprefix("best."): v.to(device) for k, v in done["extra"].items()}
-    run.history = [dict(r) for r in done["history"][:-1]]
-    run.log_epoch(done["history"][-1])
-    return done["best"], best_state, done["stale"], done["epoch"] + 1
-
-
-def save_checkpoint(ckpt, model, opt, sched, g, progress: dict, best_state: dict) -> None:
-    checkpoint.save(ckpt, model, [opt], [sched], progress,
-                    extra={"generator": g.get_state(), **{f"best.{k}": v for k, v in best_state.items()}})
 
 
 def shorten(s: str, n: int = 300) -> str:
@@ -44,7 +27,7 @@ def explore(run, corpus: dict, len_train, y_train, y_test, classes: list[str], m
 
 def verify(run, cm, classes: list[str], prob, y_test, x_test) -> None:
     """Learning curves, test confusion matrix, predicted probabilities and accuracy by length."""
-    run.save_figure(plots.history_curves(run.history, [["train_loss", "val_loss"], ["val_accuracy"]]), "curves.png")
+    run.save_figure(plots.history_curves(run.history), "curves.png")
     run.save_figure(plots.confusion_matrix(cm, classes, normalize=False, title="test confusion matrix"),
                     "confusion.png")
     run.save_figure(imdb_plots.probabilities(prob, y_test, (x_test != text.PAD).sum(1)), "probabilities.png")

@@ -1,5 +1,5 @@
 """The electricity task's shared pieces: forecast origins split by where the target lies, the
-early-stopping fit of both protocols, protocol D's whole walk-forward (Brownlee's daily set-up),
+early-stopping fit of both protocols (on toolkit/loop.py), protocol D's whole walk-forward (Brownlee's daily set-up),
 and the report sections of the data and of protocol H."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ...toolkit import plots, report, train
+from ...toolkit import loop, plots, report, train
 from . import series as ts
 from ...errors import ExomlError
 from . import electricity_plots
@@ -30,28 +30,20 @@ def split_origins(index: pd.DatetimeIndex, window: int, horizon: int, val_start,
 
 
 def fit_best(model, x, y, val, transform, cfg_lr, batch, epochs, patience, cfg, run, g, tag):
-    """Epochs of train.fit with early stopping on the validation loss; the best weights are kept."""
-    loss_fn, opt, metrics = train.compile(model, cfg.loss, cfg.optimizer, cfg_lr, cfg.metrics, cfg.weight_decay)
-    best, best_state, stale, rows = np.inf, None, 0, []
-    for epoch in range(1, (1 if cfg.dry_run else epochs) + 1):
-        row = train.fit(model, (x, y), loss_fn, opt, 1, batch, val=val, metrics=metrics, generator=g,
-                        transform=transform, grad_clip=cfg.grad_clip, desc=f"{tag} {epoch}/{epochs}",
-                        max_steps=1 if cfg.dry_run else None)[0]
-        row = {"protocol": tag, **row, "epoch": epoch}
-        run.log_epoch(row)
-        rows.append(row)
-        if tag == "H" or epoch % 50 == 0:
-            print(f"[electricity] {tag} epoch {epoch}: train loss {row['train_loss']:.4f}, "
+    """loop.fit with early stopping on the validation loss (the best weights are kept); each
+    protocol's fit has its own checkpoint in the run folder."""
+    loss_fn, opt, _ = train.compile(model, cfg.loss, cfg.optimizer, cfg_lr, cfg.metrics, cfg.weight_decay)
+
+    def show(row):
+        if tag == "H" or row["epoch"] % 50 == 0:
+            print(f"[electricity] {tag} epoch {row['epoch']}: train loss {row['train_loss']:.4f}, "
                   f"val loss {row['val_loss']:.4f} ({row['time_s']:.0f}s)", flush=True)
-        if row["val_loss"] < best:
-            best, stale = row["val_loss"], 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            stale += 1
-            if patience and stale >= patience:
-                break
-    model.load_state_dict(best_state)
-    return rows
+    return loop.fit(model, x, y, loss_fn, [opt], [], epochs=1 if cfg.dry_run else epochs, batch_size=batch,
+                    transform=transform, metrics=cfg.metrics,
+                    validate=loop.validation(*val, loss_fn, cfg.metrics, transform=transform), monitor="val_loss",
+                    patience=patience, grad_clip=cfg.grad_clip, generator=g, drop_last=False,
+                    max_steps=1 if cfg.dry_run else None, log=lambda row: run.log_epoch({"protocol": tag, **row}),
+                    on_epoch=show, run=run, checkpoint=f"checkpoint-{tag}.safetensors", desc=f"electricity {tag}")
 
 
 def data_section(ds, imputed, val_start, test_start) -> tuple[str, str]:
@@ -68,7 +60,7 @@ def data_section(ds, imputed, val_start, test_start) -> tuple[str, str]:
 def hourly_report(run, rows, per_step, mse, out, base, best_base, index, o_test, pred, true) -> tuple[str, str]:
     """Protocol H's verification plots (learning curves, error by horizon step, day-ahead forecasts of
     sample weeks) and its report section."""
-    run.save_figure(plots.history_curves(rows, [["train_loss", "val_loss"], ["val_mae"]], "protocol H: training"),
+    run.save_figure(plots.history_curves(rows, title="protocol H: training"),
                     "curves_hourly.png")
     run.save_figure(electricity_plots.horizon_errors(per_step), "error_by_horizon_hourly.png")
     run.save_figure(electricity_plots.sample_weeks(index, o_test, pred, true, base["same_hour_yesterday"]), "forecast_weeks_hourly.png")

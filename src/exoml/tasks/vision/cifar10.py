@@ -19,7 +19,6 @@ BENCHMARKS.md.
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,8 +26,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from . import augment, common as vision, loop, report
+from . import augment, common as vision, report
 from ..contract import Headline, Profile, Reference, Task, Tuning
+from ...toolkit import loop, schedules
 from .muon import Muon
 from ...toolkit.train import make_loss, make_optimizer, pick_device, seed_everything
 
@@ -155,11 +155,11 @@ def run(cfg: Config, run) -> tuple[dict, str]:
               dict(params=[model.head.weight], lr=cfg.head_lr, weight_decay=wd / cfg.head_lr)]
     sgd = make_optimizer(cfg.optimizer, groups, cfg.lr, momentum=cfg.momentum, nesterov=True)
     muon = Muon(filters, lr=cfg.muon_lr, momentum=0.6, nesterov=True)
-    steps = loop.total_steps(len(d.ty_train), cfg.batch_size, cfg.epochs, 1 if cfg.dry_run else None)
-    whiten_steps = math.ceil(cfg.whiten_bias_epochs * (len(d.ty_train) // min(cfg.batch_size, len(d.ty_train))))
-    decay = lambda s: max(0.0, 1 - s / steps)  # noqa: E731
-    scheds = [torch.optim.lr_scheduler.LambdaLR(sgd, [lambda s: max(0.0, 1 - s / max(whiten_steps, 1)), decay, decay]),
-              torch.optim.lr_scheduler.LambdaLR(muon, decay)]
+    steps = schedules.steps(len(d.ty_train), cfg.batch_size, cfg.epochs, max_steps=1 if cfg.dry_run else None)
+    whiten_steps = schedules.steps(len(d.ty_train), cfg.batch_size, cfg.whiten_bias_epochs)
+    decay = schedules.linear_decay(steps)  # SGD groups: whitening bias (decays over its own steps), BN biases, head
+    scheds = [schedules.lambda_lr(sgd, [schedules.linear_decay(whiten_steps), decay, decay]),
+              schedules.lambda_lr(muon, decay)]
 
     # augmentation: each image has a fixed random mirror bit; odd epochs use it, even epochs its
     # opposite, so every image is seen both ways in every pair of epochs ("alternating flip")
@@ -173,9 +173,10 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     cpu0 = time.process_time()
     with vision.Timer(device) as t_train:
         history = loop.fit(model, d.tx_train, d.ty_train, loss_fn, [sgd, muon], scheds, epochs=cfg.epochs,
-                        batch_size=cfg.batch_size, augment=augment_batch, val=d.val, metrics=cfg.metrics,
-                        on_epoch=run.log_epoch, max_steps=1 if cfg.dry_run else None, desc=NAME, run=run,
-                        precision=cfg.precision)
+                           batch_size=cfg.batch_size, transform=vision.to_float, augment=augment_batch,
+                           metrics=cfg.metrics, validate=vision.validation(d.val, cfg.metrics, cfg.precision),
+                           precision=cfg.precision, max_steps=1 if cfg.dry_run else None, log=run.log_epoch,
+                           run=run, desc=NAME)
     cpu_s = time.process_time() - cpu0
 
     # evaluate on the official test split

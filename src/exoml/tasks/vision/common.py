@@ -1,8 +1,8 @@
 """What the four image tasks (mnist, fashion-mnist, cifar10, cifar100) share for data, precision and
 inference, so each task file only says what is its own: the split, the data on the device, bf16
-autocast where it pays, test-time augmentation. The training loop (checkpoints, resume, torchrun)
-is in loop.py, augmentation ops in augment.py, the Muon optimizer in muon.py, figures, report and
-`exoml predict` in report.py.
+autocast where it pays, the validation pass of the training loop, test-time augmentation. The
+training loop itself is toolkit/loop.py, augmentation ops are in augment.py, the Muon optimizer in
+muon.py, figures, report and `exoml predict` in report.py.
 
 Data stays on the device as one uint8 tensor (N, C, H, W); a batch is gathered by index, turned
 into floats in [0, 1] and augmented there, so nothing is copied per step. Every model starts with
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from ...toolkit.config import Common
 from ...errors import ExomlError  # noqa: F401  (vision.ExomlError: what autocast raises)
-from ...toolkit.train import autocast, cpu_has_bf16  # noqa: F401  (V.cpu_has_bf16: what auto means here)
+from ...toolkit.train import METRICS, autocast, cpu_has_bf16  # noqa: F401  (V.cpu_has_bf16: what auto means here)
 
 
 # ---------------------------------------------------------------- settings ------------
@@ -160,6 +160,19 @@ def memory_format(device: torch.device):
 
 def to_float(xb: torch.Tensor) -> torch.Tensor:
     return xb.float().div_(255).contiguous(memory_format=memory_format(xb.device))
+
+
+def validation(val: tuple | None, metrics, precision: str = "auto"):
+    """validate(model) for loop.fit: cross-entropy and `metrics` (train.METRICS names) of the logits
+    of the validation images (uint8 on the device); None without a validation split."""
+    if val is None or not len(val[1]):
+        return None
+    x, y = val[0], val[1].cpu()
+
+    def validate(model: nn.Module) -> dict:
+        logits = predict_logits(model, x, precision=precision)
+        return {"loss": F.cross_entropy(logits, y).item(), **{m: METRICS[m](logits, y) for m in metrics}}
+    return validate
 
 
 # ---------------------------------------------------------------- inference -----------

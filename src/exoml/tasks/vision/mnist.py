@@ -27,8 +27,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from . import augment, common as vision, loop, report
+from . import augment, common as vision, report
 from ..contract import Headline, Profile, Reference, Task, Tuning
+from ...toolkit import loop, schedules
 from ...toolkit.train import make_loss, make_optimizer, pick_device, seed_everything
 
 NAME = "mnist"
@@ -133,8 +134,8 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     model = model.to(device, memory_format=vision.memory_format(device))
     loss_fn = make_loss(cfg.loss, label_smoothing=cfg.label_smoothing)
     opt = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
-    steps = loop.total_steps(len(d.ty_train), cfg.batch_size, cfg.epochs, 1 if cfg.dry_run else None)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, loop.one_cycle(steps, cfg.warmup))
+    steps = schedules.steps(len(d.ty_train), cfg.batch_size, cfg.epochs, max_steps=1 if cfg.dry_run else None)
+    sched = schedules.lambda_lr(opt, schedules.one_cycle(steps, cfg.warmup, start=0.1))
 
     def augment_batch(xb, yb, idx, epoch):  # digits are not mirror-symmetric: no flips
         if cfg.rotate or cfg.zoom or cfg.shift:
@@ -145,9 +146,10 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     cpu0 = time.process_time()
     with vision.Timer(device) as t_train:
         history = loop.fit(model, d.tx_train, d.ty_train, loss_fn, [opt], [sched], epochs=cfg.epochs,
-                        batch_size=cfg.batch_size, augment=augment_batch, val=d.val, metrics=cfg.metrics,
-                        on_epoch=run.log_epoch, max_steps=1 if cfg.dry_run else None, desc=NAME, run=run,
-                        precision=cfg.precision)
+                           batch_size=cfg.batch_size, transform=vision.to_float, augment=augment_batch,
+                           metrics=cfg.metrics, validate=vision.validation(d.val, cfg.metrics, cfg.precision),
+                           precision=cfg.precision, max_steps=1 if cfg.dry_run else None, log=run.log_epoch,
+                           run=run, desc=NAME)
     cpu_s = time.process_time() - cpu0
 
     # evaluate on the official test split

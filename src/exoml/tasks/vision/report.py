@@ -137,8 +137,7 @@ def evaluate(run: Run, logits: torch.Tensor, x_test: np.ndarray, y_test: np.ndar
     run.save_json("per_class.json", per_class)
     run.save_figure(plots.confusion_matrix(cm, classes, title="confusion matrix (test, row-normalised)"),
                     "confusion_matrix.png")
-    keys = [["train_loss", "val_loss"], ["val_accuracy"]] if history and "val_loss" in history[0] else None
-    run.save_figure(plots.history_curves(history, keys, title="training curves"), "curves.png")
+    run.save_figure(plots.history_curves(history, title="training curves"), "curves.png")
     rng = np.random.default_rng(0)
     shown = rng.choice(len(y_test), min(n_show, len(y_test)), replace=False)
     run.save_figure(plots.predictions_grid(x_test[shown], probs[shown], y_test[shown], classes, n=n_show,
