@@ -48,6 +48,36 @@ def test_report_page_structure(tmp_path):
     assert (out / "report" / "img" / "mnist" / "curves.png").is_file()
 
 
+def test_report_summary_has_the_readme_columns(tmp_path):
+    out = tmp_path / "runs"
+    _fake_run(out, "mnist", 0.99)
+    assert main(["report", "--runs", str(out)]) == 0
+    page = (out / "report" / "index.html").read_text()
+    head = re.search(r'<table id="summary"><thead>(.*?)</thead>', page).group(1)
+    assert re.findall(r"<th>(.*?)</th>", head) == ["task", "model", "metric", "result (seed, profile)",
+                                                   "published reference", "hardware", "time (s)", "command"]
+    assert "<code>exoml run mnist --profile quick --seed 0</code>" in page
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing", "a list"])
+def test_one_damaged_run_does_not_break_the_report(tmp_path, capsys, damage):
+    out = tmp_path / "runs"
+    _fake_run(out, "mnist", 0.99)
+    bad = _fake_run(out, "iris", 0.89)
+    metrics = bad / "metrics.json"
+    if damage == "truncated":
+        metrics.write_text(metrics.read_text()[:10])
+    elif damage == "missing":
+        metrics.unlink()
+    else:
+        metrics.write_text("[1, 2]")
+    assert main(["report", "--runs", str(out)]) == 0
+    page = (out / "report" / "index.html").read_text()
+    if damage != "missing":  # (a run without metrics.json is not complete: it is never picked)
+        assert f"run {bad.name} skipped" in page and f"skipped {bad}" in capsys.readouterr().out
+    assert page.count('class="summary-row"') == 1
+
+
 def test_report_without_runs_is_a_clear_error(tmp_path, capsys):
     assert main(["report", "--runs", str(tmp_path / "nothing")]) == 2
     assert "exoml run all --quick" in capsys.readouterr().err

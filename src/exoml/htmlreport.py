@@ -80,16 +80,37 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
+def _command(task, cfg: dict, profile: str) -> str:
+    """An `exoml run` command that repeats the run: its profile and seed, and every setting that
+    differs from that profile's value."""
+    from .toolkit.config import to_dict
+    try:
+        base = to_dict(task.settings(profile))
+    except Exception:  # a profile the task no longer has: show what was recorded
+        base = {}
+    skip = {"out", "profile", "seed", "quick"}
+    flags = [f"--profile {profile}", f"--seed {cfg.get('seed', 0)}"]
+    for key, value in cfg.items():
+        if key in skip or key not in base or base[key] == value:
+            continue
+        shown = " ".join(map(str, value)) if isinstance(value, list) else str(value).lower() if isinstance(
+            value, bool) else str(value)
+        flags.append(f"--{key.replace('_', '-')} {shown}")
+    return f"exoml run {task.name} " + " ".join(flags)
+
+
 def _summary_row(task, run: Path) -> dict:
     metrics = json.loads((run / "metrics.json").read_text())
     info = json.loads((run / "config.json").read_text())
+    if not isinstance(metrics, dict) or not isinstance(info, dict):
+        raise ValueError("metrics.json or config.json is not a JSON object")
     cfg, env = info.get("config", {}), info.get("environment", {})
     key, value = headline(metrics, task)
     profile = cfg.get("profile") or ("quick" if cfg.get("quick") else task.default_profile)  # older runs: quick flag
-    return {"task": task.name, "metric": task.headline.label, "value": value, "seed": cfg.get("seed"),
-            "profile": profile, "time_s": metrics.get("elapsed_s"),
+    return {"task": task.name, "model": task.model, "metric": task.headline.label, "value": value,
+            "seed": cfg.get("seed"), "profile": profile, "time_s": metrics.get("elapsed_s"),
             "hardware": metrics.get("device") or env.get("processor", ""), "run": run.name,
-            "reference": task.reference.text, "source": task.reference.source}
+            "command": _command(task, cfg, profile), "reference": task.reference.text, "source": task.reference.source}
 
 
 def build_report(runs_dir: str | Path = "runs", out: str | Path | None = None) -> Path:
@@ -102,26 +123,39 @@ def build_report(runs_dir: str | Path = "runs", out: str | Path | None = None) -
         raise ExomlError(f"no complete runs under {runs_dir}: run `exoml run all --quick` first")
     img_root = out_dir / "img"
     shutil.rmtree(img_root, ignore_errors=True)
-    rows, sections = [], []
+    rows, sections, skipped = [], [], []
     for task, run in found.items():
-        row = _summary_row(known[task], run)
+        try:  # one damaged run (a truncated metrics.json, a missing report) must not break the page
+            row = _summary_row(known[task], run)
+            body = _render_markdown((run / "report.md").read_text(), run, out_dir, f"img/{task}")
+        except (OSError, ValueError, TypeError, AttributeError) as e:
+            skipped.append((task, run, str(e).splitlines()[0] if str(e) else type(e).__name__))
+            print(f"report: skipped {run}: {skipped[-1][2]}")
+            continue
         rows.append(row)
-        body = _render_markdown((run / "report.md").read_text(), run, out_dir, f"img/{task}")
         for study in sorted((runs_dir / task).glob("tune-*/report.md")):  # tuning studies, if any
             body += _render_markdown(study.read_text().replace("# Tuning", "### Tuning", 1), study.parent,
                                      out_dir, f"img/{task}/{study.parent.name}")
         sections.append(f'<section id="{task}"><h2>{html.escape(known[task].exercise)} '
                         f'<span class="muted">({task})</span></h2>'
                         f'<p class="muted">run {html.escape(str(run))}</p>{body}</section>')
-    head = ("<tr><th>task</th><th>metric</th><th>value</th><th>seed</th><th>profile</th><th>time (s)</th>"
-            "<th>hardware</th><th>published reference</th></tr>")
+    if not rows:
+        raise ExomlError(f"no readable complete run under {runs_dir} ({len(skipped)} skipped: damaged files)")
+    # The same columns as the README's results table, for the runs found here.
+    head = ("<tr><th>task</th><th>model</th><th>metric</th><th>result (seed, profile)</th>"
+            "<th>published reference</th><th>hardware</th><th>time (s)</th><th>command</th></tr>")
     body_rows = "".join(
-        f'<tr class="summary-row"><td><a href="#{r["task"]}">{r["task"]}</a></td><td>{html.escape(str(r["metric"]))}</td>'
-        f'<td>{_fmt(r["value"])}</td><td>{r["seed"]}</td><td>{r["profile"]}</td>'
-        f'<td>{r["time_s"]}</td><td>{html.escape(str(r["hardware"]))}</td>'
-        f'<td>{html.escape(r["reference"])}<br><span class="muted">{html.escape(r["source"])}</span></td></tr>'
+        f'<tr class="summary-row"><td><a href="#{r["task"]}">{r["task"]}</a></td><td>{html.escape(r["model"])}</td>'
+        f'<td>{html.escape(str(r["metric"]))}</td>'
+        f'<td>{_fmt(r["value"])} <span class="muted">(seed {r["seed"]}, {r["profile"]})</span></td>'
+        f'<td>{html.escape(r["reference"])}<br><span class="muted">{html.escape(r["source"])}</span></td>'
+        f'<td>{html.escape(str(r["hardware"]))}</td><td>{r["time_s"]}</td>'
+        f'<td><code>{html.escape(r["command"])}</code></td></tr>'
         for r in rows)
-    nav = " ".join(f'<a href="#{t}">{t}</a>' for t in found)
+    if skipped:
+        body_rows += "".join(f'<tr class="skipped-row"><td>{t}</td><td colspan="7">run {html.escape(run.name)} '
+                             f"skipped: {html.escape(why)}</td></tr>" for t, run, why in skipped)
+    nav = " ".join(f'<a href="#{r["task"]}">{r["task"]}</a>' for r in rows)
     page = (f"<!doctype html><html lang=en><head><meta charset=utf-8>"
             f'<meta name=viewport content="width=device-width,initial-scale=1">'
             f"<title>exoml report</title><style>{CSS}</style></head><body><main>"
