@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import signal
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -112,22 +109,3 @@ def load(path: Path, model, optimizers: list, schedulers: list) -> dict:
     progress = json.loads(meta["progress"])
     progress["extra"] = {k.removeprefix("extra."): v for k, v in tensors.items() if k.startswith("extra.")}
     return progress
-
-
-@contextmanager
-def deferred_interrupts():
-    """While training: SIGINT / SIGTERM only set a flag, so the loop stops *between* two steps
-    (after saving a checkpoint) instead of in the middle of one. Yields a function that says
-    whether a stop was asked. Outside the main thread nothing is installed (the flag stays off)."""
-    asked = []
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    for s in old:
-        signal.signal(s, lambda signum, frame: asked.append(signum))
-    try:
-        yield lambda: bool(asked)
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)

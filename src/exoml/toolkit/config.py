@@ -113,7 +113,6 @@ def add_config_args(parser: argparse.ArgumentParser, cls, profiles: dict[str, di
         shown = profiles.get(default_profile, {}).get(f.name, base)
         help_text = f.metadata.get("help", comments.get(f.name, ""))
         if f.name == "profile" and profiles:
-            default = default_profile
             listing = "; ".join(f"{p}: {profile_help.get(p) or _show_settings(s)}" if profile_help else p
                                 for p, s in profiles.items())
             help_text = f"{help_text}. {listing}"

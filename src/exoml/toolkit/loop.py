@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from . import checkpoint as checkpoints, distributed
 from .runs import Run
 from .schedules import steps as count_steps
+from .signals import deferred_interrupts
 from .train import METRICS, TrainingError, autocast, evaluate
 from ..errors import ExomlError
 
@@ -126,7 +127,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
 
     bar = tqdm(total=total, initial=done, desc=desc, leave=False,
                disable=True if finished or not distributed.is_main() else None)
-    with checkpoints.deferred_interrupts() as stop_asked:
+    with deferred_interrupts() as stop_asked:
         while done < total and not finished:
             model.train()
             t0 = time.perf_counter()
