@@ -119,8 +119,8 @@ def readme_table(recs: dict[str, dict]) -> str:
         lines.append(f"| `{task}` | {meta[task]['model']} | {label} | {result(r, key, kind)}{footnote(r)} | "
                      f"{meta[task]['reference']} | {hardware(r)} | {time_text(r)} | `{r['command']}` |")
     if any(r.get("provenance") for r in recs.values()):
-        lines.append("\n† measured before result records existed; the record says where it comes from "
-                     "(benchmarks/results/).")
+        lines.append("\n† a transcribed record: measured with the command shown, its figures copied into "
+                     "benchmarks/results/ by hand; re-measure with `python benchmarks/measure.py`.")
     return "\n".join(lines)
 
 

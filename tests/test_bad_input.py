@@ -82,8 +82,52 @@ def _boston_swapped(tmp):
     return ["data", "import", "boston", str(write_housing(tmp / "b", rows)), "--subset"]
 
 
+def _args(*argv):
+    return lambda tmp: list(argv)
+
+
+def _config_file(content: str, *argv):
+    def prepare(tmp):
+        (tmp / "c.json").write_text(content)
+        return [*argv, "--config", str(tmp / "c.json")]
+    return prepare
+
+
+def _space_file(content: str):
+    def prepare(tmp):
+        (tmp / "space.json").write_text(content)
+        return ["tune", "mnist", "--quick", "--trials", "1", "--space", str(tmp / "space.json"), "--out", str(tmp)]
+    return prepare
+
+
 # (name, prepare(tmp) -> argv, exit code, text the one-line message must hold; None: must succeed)
 CORPUS = [
+    ("--epochs 0", _args("run", "mnist", "--quick", "--epochs", "0"), 2, "epochs: 0 is out of range"),
+    ("--epochs -1", _args("run", "mnist", "--quick", "--epochs", "-1"), 2, "out of range"),
+    ("--batch-size 0", _args("run", "mnist", "--quick", "--batch-size", "0"), 2, "batch_size: 0 is out of range"),
+    ("--lr nan", _args("run", "mnist", "--quick", "--lr", "nan"), 2, "not a finite number"),
+    ("--lr -1", _args("run", "mnist", "--quick", "--lr", "-1"), 2, "lr: -1.0 is out of range"),
+    ("--dropout 2", _args("run", "mnist", "--quick", "--dropout", "2"), 2, "dropout: 2.0 is out of range"),
+    ("iris --k 0", _args("run", "iris", "--k", "0"), 2, "k: 0 is out of range"),
+    ("--seed -5", _args("run", "iris", "--seed", "-5"), 2, "seed: -5 is out of range"),
+    ("iris --device foo", _args("run", "iris", "--device", "foo"), 2, "'foo' is not one of"),
+    ("a config file holding a list", _config_file("[1, 2, 3]", "run", "iris"), 2, "c.json"),
+    ("a config file holding {config: 5}", _config_file('{"config": 5}', "run", "iris"), 2, "config"),
+    ("batch_size 64.7 in a config file", _config_file('{"batch_size": 64.7}', "run", "mnist", "--quick"), 2,
+     "batch_size"),
+    ("compare --seeds 0", _args("compare", "mnist", "--seeds", "0", "--optimizer", "adam", "sgd", "--quick"), 2,
+     "--seeds must be at least 1"),
+    ("compare --seeds -2", _args("compare", "mnist", "--seeds", "-2", "--optimizer", "adam", "sgd", "--quick"), 2,
+     "--seeds must be at least 1"),
+    ("tune: a missing space file", _args("tune", "mnist", "--quick", "--space", "/nonexistent/space.json"), 2,
+     "cannot read search space"),
+    ("tune: an entry without low", _space_file('{"lr": {"type": "float", "high": 0.1}}'), 2, "float needs low"),
+    ("tune: an entry that is a number", _space_file('{"lr": 5}'), 2, "must be a mapping"),
+    ("tune: low above high", _space_file('{"lr": {"type": "float", "low": 0.1, "high": 0.01}}'), 2,
+     "low 0.1 is above high 0.01"),
+    ("tune boston (no validation metric)", _args("tune", "boston", "--trials", "1"), 2, "cannot be tuned"),
+    ("tune --storage notadb://x", _args("tune", "mnist", "--quick", "--trials", "1", "--storage", "notadb://x"), 2,
+     "storage"),
     ("empty IDX file", _empty_idx, 2, "the file is empty"),
     ("symlink loop inside an import folder", _symlink_loop, 0, None),
     ("import all from an empty folder", _empty_dir, 2, "no dataset found under"),

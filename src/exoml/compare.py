@@ -43,6 +43,8 @@ def parse_axes(rest: list[str]) -> tuple[dict[str, list[str]], list[str]]:
 def compare(task: str, rest: list[str], seeds: int = 1) -> Path:
     from .runner import execute, task_config
     import matplotlib.pyplot as plt
+    if seeds < 1:
+        raise ExomlError(f"--seeds must be at least 1 (got {seeds})")
     axes, fixed = parse_axes(rest)
     if not axes and seeds < 2:
         raise ExomlError("nothing to compare: give a setting several values (e.g. --optimizer adam sgd) or --seeds K")

@@ -52,7 +52,12 @@ def default_space(cfg) -> dict:
 
 
 def load_space(path: str) -> dict:
-    text = Path(path).read_text()
+    """A search space file (JSON or YAML): setting -> {type: float|int|categorical, low, high | choices},
+    every entry checked here, before the first trial."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ExomlError(f"cannot read search space {path}: {e.strerror or e}") from None
     try:
         if path.endswith((".yaml", ".yml")):
             import yaml
@@ -63,12 +68,39 @@ def load_space(path: str) -> dict:
         raise ExomlError(f"cannot read search space {path}: {e}") from None
     if not isinstance(space, dict) or not space:
         raise ExomlError(f"search space {path} must be a non-empty mapping of setting -> distribution")
+    for name, spec in space.items():
+        check_entry(name, spec)
     return space
+
+
+def check_entry(name: str, spec) -> None:
+    """One search-space entry, or a one-line error saying what is wrong with it."""
+    where = f"search space entry {name!r}"
+    if not isinstance(spec, dict):
+        raise ExomlError(f"{where} must be a mapping like {{\"type\": \"float\", \"low\": 1e-4, \"high\": 1e-2}}")
+    kind = spec.get("type")
+    if kind in ("float", "int"):
+        missing = [k for k in ("low", "high") if k not in spec]
+        if missing:
+            raise ExomlError(f"{where}: {kind} needs {' and '.join(missing)}")
+        low, high = spec["low"], spec["high"]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
+            raise ExomlError(f"{where}: low and high must be numbers")
+        if low > high:
+            raise ExomlError(f"{where}: low {low} is above high {high}")
+        if spec.get("log") and low <= 0:
+            raise ExomlError(f"{where}: a log scale needs low > 0")
+    elif kind == "categorical":
+        if not isinstance(spec.get("choices"), list) or not spec["choices"]:
+            raise ExomlError(f"{where}: categorical needs a non-empty list of choices")
+    else:
+        raise ExomlError(f"{where}: type must be float, int or categorical")
 
 
 def suggest(trial, space: dict) -> dict:
     params = {}
     for name, spec in space.items():
+        check_entry(name, spec)
         kind = spec.get("type")
         if kind == "float":
             params[name] = trial.suggest_float(name, spec["low"], spec["high"], log=spec.get("log", False))
@@ -104,10 +136,14 @@ def _storage(url: str, heartbeat: int = 30):
                         inspect.signature(optuna.storages.RDBStorage).parameters else "failed_trial_callback")
         # SQLite: wait for a lock instead of failing at once when another worker writes.
         engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+        import sqlalchemy.exc
         for attempt in range(5):
             try:
                 return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat,
                                                   grace_period=3 * heartbeat, **{callback_arg: retry})
+            except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError, ImportError, ValueError) as e:
+                # a malformed URL, an unknown database kind, its driver not installed: retrying cannot help
+                raise ExomlError(f"cannot use --storage {url}: {str(e).splitlines()[0]}") from None
             except Exception:  # two workers creating the schema at the same moment: one loses, retries
                 if attempt == 4:
                     raise

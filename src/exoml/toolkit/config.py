@@ -29,6 +29,7 @@ import argparse
 import dataclasses
 import json
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,8 @@ class ConfigError(ExomlError, ValueError):
 class Common:
     """Settings every task has."""
     seed: int = field(default=0, metadata={"help": "random seed (python, numpy, torch)"})
-    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | mps"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N | mps",
+                                                  "pattern": r"auto|cpu|mps|cuda(:\d+)?"})
     out: str = field(default="runs", metadata={"help": "folder that holds runs/<task>/<timestamp>/"})
     profile: str = field(default="full", metadata={
         "help": "named set of settings (the task's recipes); --quick is short for --profile quick"})
@@ -230,6 +232,8 @@ def _coerce(cls, name: str, value):
         return out
     out = _coerce_one(name, tp, value)
     _check_range(name, out, bounds)
+    if "pattern" in f.metadata and not re.fullmatch(f.metadata["pattern"], out):
+        raise ConfigError(f"setting {name}: {out!r} is not one of {f.metadata['help']}")
     return out
 
 
@@ -249,7 +253,10 @@ def build_config(cls, given: dict, profiles: dict[str, dict] | None = None, conf
             raise ConfigError(f"cannot read config file {config_file}: {e}") from e
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {config_file}: expected a JSON object of settings")
-        loaded = dict(loaded.get("config", loaded))  # accept a run's config.json too
+        loaded = loaded.get("config", loaded)  # accept a run's config.json too
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {config_file}: its \"config\" entry must be a JSON object of settings")
+        loaded = dict(loaded)
         loaded.pop("out", None)  # where to write stays a flag
         if loaded.pop("quick", False) is True:  # a run folder written before --quick became a profile
             loaded["profile"] = "quick"
