@@ -102,10 +102,11 @@ def test_gan_trains_measures_and_generates(tmp_path, capsys):
 
 
 def test_conditional_gan_draws_the_asked_digit(tmp_path, capsys):
-    out, path = _gan_run(tmp_path, "--conditional", "--loss", "hinge", "--lr-decay", "0.5", judge_run=True)
+    out, path = _gan_run(tmp_path, "--conditional", "--loss", "hinge", "--lr-decay", "0.5", "--judge-min-accuracy", "0",
+                         judge_run=True)  # (a judge trained on 200 tiny digits: any accuracy is accepted here)
     m = json.loads((path / "metrics.json").read_text())
     assert "falling linearly to 0 over the last 50% of the steps" in (path / "report.md").read_text()
-    assert m["judge"] == f"mnist run {next((out / 'mnist').iterdir())}" and not (path / "judge.safetensors").exists()
+    assert m["judge"].startswith(f"mnist run {next((out / 'mnist').iterdir())} (") and not (path / "judge.safetensors").exists()
     assert 0 <= m["conditional_accuracy"] <= 1
     with np.load(path / "predictions.npz") as p:
         assert np.bincount(p["requested"], minlength=10).tolist() == [10] * 10
@@ -161,3 +162,18 @@ def test_lr_decay_holds_then_falls_linearly_to_zero():
     assert lrs[75] == pytest.approx(5e-4) and lrs[99] == pytest.approx(2e-5)
     assert opt.param_groups[0]["lr"] == 0.0                # 0 after the last step
     assert all(linear_decay(100, 0.0)(s) == 1.0 for s in range(101))  # 0: off
+
+
+def test_a_weak_mnist_run_is_not_a_judge(tmp_path, capsys):
+    """A --dry-run mnist run (chance accuracy) is refused as an explicit judge, and skipped by
+    --judge auto, which trains a judge instead: FID and confidence need a judge of known quality."""
+    data.import_("mnist", [write_mnist(tmp_path / "idx", n_train=200, n_test=100)[0].parent], subset=True)
+    out = tmp_path / "runs"
+    assert main(["run", "mnist", "--quick", "--dry-run", "--out", str(out)]) == 0
+    (weak,) = (out / "mnist").iterdir()
+    assert main(["run", "gan", *TINY, "--judge", str(weak), "--out", str(out)]) == 2
+    assert "below the judge's 97%" in capsys.readouterr().err
+    assert main(["run", "gan", *TINY, "--out", str(out)]) == 0
+    assert "training a judge here instead" in capsys.readouterr().out
+    gan_run = next(p for p in (out / "gan").iterdir() if (p / "metrics.json").exists())
+    assert "trained here" in json.loads((gan_run / "metrics.json").read_text())["judge"]

@@ -71,7 +71,10 @@ class Config(Common):
     grid_n: int = 16            # fixed-noise samples drawn after every epoch (progression, GIF)
     n_eval: int = 10000         # generated digits measured, and real ones on each side of the floor
     judge: str = field(default="auto", metadata={
-        "help": "auto (latest mnist run, else train one) | train | PATH of an mnist run"})
+        "help": "auto (the latest mnist run good enough to judge, else train one) | train | PATH of an mnist run"})
+    judge_min_accuracy: float = field(default=0.97, metadata={
+        "help": "least test accuracy of an mnist run used as the judge (a weaker one would make FID and "
+                "confidence meaningless)", "min": 0, "max": 1})
     judge_epochs: float = 2.0   # epochs of the judge trained on the fly
     judge_profile: str = field(default="full", metadata={
         "help": "mnist task profile of that judge", "choices": ["full", "fast"]})

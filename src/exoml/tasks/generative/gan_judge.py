@@ -15,17 +15,34 @@ from ...toolkit.runs import Run
 
 
 def get_judge(cfg, mnist, run: Run, device) -> tuple[nn.Module, str]:
-    """The MNIST CNN that measures the digits: a complete `mnist` run, else one trained here."""
+    """The MNIST CNN that measures the digits: a complete `mnist` run whose test accuracy is at least
+    cfg.judge_min_accuracy, else one trained here."""
     from ..vision import mnist as judge_task
     if cfg.judge != "train":
         try:
             path, _ = weights.open_run("mnist", None if cfg.judge == "auto" else Path(cfg.judge), cfg.out)
-        except ExomlError:
+            accuracy = judge_accuracy(path)
+            if accuracy < cfg.judge_min_accuracy:
+                raise ExomlError(f"the mnist run {path} reached {accuracy:.1%} test accuracy, below the judge's "
+                                 f"{cfg.judge_min_accuracy:.0%} (--judge-min-accuracy): its verdicts would mean nothing")
+        except ExomlError as e:
             if cfg.judge != "auto":
                 raise
+            if "below the judge" in str(e):
+                print(f"[gan] {e}; training a judge here instead", flush=True)
         else:
-            return judge_task.load_classifier(path, device=device), f"mnist run {path}"
+            return judge_task.load_classifier(path, device=device), f"mnist run {path} ({accuracy:.2%} test accuracy)"
     return train_judge(cfg, mnist, judge_task, run, device), "trained here on the training split (judge.safetensors)"
+
+
+def judge_accuracy(path: Path) -> float:
+    """The test accuracy an mnist run recorded (its metrics.json)."""
+    import json
+    try:
+        accuracy = json.loads((Path(path) / "metrics.json").read_text())["accuracy"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ExomlError(f"{path} records no test accuracy (metrics.json): it cannot serve as the judge") from None
+    return float(accuracy)
 
 
 def train_judge(cfg, mnist, judge_task, run: Run, device) -> nn.Module:
