@@ -23,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import records  # noqa: E402  (benchmarks/records.py, beside this script)
 
 
-def measure(task: str, flags: list[str], seeds: list[int], out: Path) -> tuple[str, list[dict]]:
-    """(resolved profile, one metrics dict per seed with its wall time added)."""
+def measure(task: str, flags: list[str], seeds: list[int], out: Path, done=None) -> tuple[str, list[dict]]:
+    """(resolved profile, one metrics dict per seed with its wall time added). `done(profile, per_seed)`
+    is called after every seed, so a long measurement stopped part-way still records its seeds."""
     from exoml.runner import execute, task_config
     per_seed, profile = [], ""
     for seed in seeds:
@@ -35,6 +36,8 @@ def measure(task: str, flags: list[str], seeds: list[int], out: Path) -> tuple[s
         metrics = {**metrics, "wall_s": round(time.perf_counter() - t0, 2)}
         per_seed.append(metrics)
         print(f"[measure] {task} seed {seed}: {path}", flush=True)
+        if done is not None:
+            done(profile, per_seed)
     return profile, per_seed
 
 
@@ -55,12 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     flags = (["--profile", args.profile] if args.profile else []) + task_flags
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     out = args.out or Path(tempfile.mkdtemp(prefix=f"measure-{args.task}-"))
-    profile, per_seed = measure(args.task, flags, seeds, out)
-    row = args.row or f"{args.task}-{profile}"
     command = "python benchmarks/measure.py " + shlex.join(argv)
-    path = records.write(row, args.task, profile, command, seeds, per_seed, folder=args.results,
-                         task_flags=shlex.join(flags))
-    summary = records.load_all(args.results)[row]["metrics"]
+
+    def record(profile: str, per_seed: list[dict]) -> Path:  # the seeds measured so far
+        return records.write(args.row or f"{args.task}-{profile}", args.task, profile, command,
+                             seeds[:len(per_seed)], per_seed, folder=args.results, task_flags=shlex.join(flags))
+    profile, per_seed = measure(args.task, flags, seeds, out, done=record)
+    path = record(profile, per_seed)
+    summary = records.load_all(args.results)[path.stem]["metrics"]
     shown = [k for k in ("accuracy", "time_to_result_s", "wall_s") if k in summary] or list(summary)[:4]
     print("\n".join(f"{k}: {summary[k]['mean']:.4g} ± {summary[k]['sd']:.2g} (seeds {seeds})" for k in shown))
     print(f"record: {path}")
