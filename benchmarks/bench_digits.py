@@ -91,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--results", type=Path, default=records.RESULTS)
     args = p.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-digits-"))
+    with tempfile.TemporaryDirectory(prefix="bench-digits-") as tmp:
+        return _measure(args, argv, Path(tmp))
+
+
+def _measure(args, argv: list[str], tmp: Path) -> int:
     run = args.run
     if run is None:
         from exoml.runner import execute, task_config

@@ -55,7 +55,7 @@ def run_row(name: str, seeds: list[int], out: Path, quick: bool, results_dir: Pa
         print(f"  {name} seed {seed}: accuracy {metrics['accuracy']:.4f} in {metrics['time_to_result_s']:.2f} s "
               f"({metrics['device']})", flush=True)
     profile = cfg.profile
-    records.write(f"{task}-quick" if quick else name, task, profile,
+    records.write(f"{name}-quick" if quick else name, task, profile,
                   f"python benchmarks/bench_images.py --rows {name} --seeds {len(seeds)}"
                   + (f" --first-seed {seeds[0]}" if seeds[0] else "") + (" --quick" if quick else ""),
                   seeds, per_seed, folder=results_dir, task_flags=" ".join(flags))

@@ -50,7 +50,7 @@ def run_row(name: str, seeds: list[int], out: Path, quick: bool, results_dir: Pa
         path, metrics = execute(spec, cfg)
         full.append(metrics)
         per_seed.append({"seed": seed, "run": str(path), **{k: metrics[k] for k in targets}})
-    records.write(f"{task}-quick" if quick else name, task, cfg.profile,
+    records.write(f"{name}-quick" if quick else name, task, cfg.profile,
                   f"python benchmarks/bench_sequences.py --rows {name} --seeds {len(seeds)}" + (" --quick" if quick else ""),
                   seeds, full, folder=results_dir, task_flags=" ".join(flags))
     row = {"row": name, "task": task, "flags": " ".join(flags), "hardware": hw, "seeds": len(seeds), "runs": per_seed}

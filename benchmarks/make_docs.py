@@ -96,7 +96,7 @@ def hardware(record: dict) -> str:
 def headline_record(task: str, recs: dict[str, dict]) -> dict | None:
     """The task's row in the README: its default recipe if measured, else its newest non-quick row."""
     from exoml.tasks import get
-    mine = [r for r in recs.values() if r["task"] == task and r["profile"] != "quick"]
+    mine = [r for r in recs.values() if r["task"] == task and r["profile"] != "quick" and not r.get("kind")]
     preferred = f"{task}-{get(task).default_profile}"
     return next((r for r in mine if r["row"] == preferred), max(mine, key=lambda r: r["date"], default=None))
 
@@ -141,7 +141,8 @@ def quick_table(recs: dict[str, dict]) -> str:
 
 
 def task_table(task: str, recs: dict[str, dict]) -> str:
-    mine = sorted((r for r in recs.values() if r["task"] == task and r["profile"] != "quick"), key=lambda r: r["row"])
+    mine = sorted((r for r in recs.values() if r["task"] == task and r["profile"] != "quick" and not r.get("kind")),
+                  key=lambda r: r["row"])
     if not mine:
         return "Not measured yet."
     columns = shown()[task]

@@ -4,7 +4,8 @@
     python benchmarks/measure.py cifar10 --seeds 3 -- --val-size 0      # task flags after --
     python benchmarks/measure.py boston
 
-Each seed is a normal `exoml run` (its run folder under --out, default a temporary folder). The
+Each seed is a normal `exoml run` (its run folder under --out, else in a temporary folder removed
+at the end). Task flags after `--` name a variant of the recipe: give it a --row name. The
 record keeps every numeric metric of every seed (mean, sd, values), the wall time of each run, the
 exact command, hardware, threads, library versions, git commit and date; README.md and
 BENCHMARKS.md are regenerated from the records with `python benchmarks/make_docs.py`.
@@ -55,15 +56,20 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(own)
     if args.seeds < 1:
         p.error("--seeds must be >= 1")
+    if task_flags and not args.row and task_flags != ["--quick"]:
+        p.error("give --row NAME when task flags follow --: the row TASK-PROFILE is the recipe as it is")
     flags = (["--profile", args.profile] if args.profile else []) + task_flags
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    out = args.out or Path(tempfile.mkdtemp(prefix=f"measure-{args.task}-"))
-    command = "python benchmarks/measure.py " + shlex.join(argv)
+    command = "python benchmarks/measure.py " + shlex.join(
+        [a for a in argv if a != "--out" and (args.out is None or a != str(args.out))])
+    env = records.environment()  # before the first run: its load says whether the machine was quiet
 
     def record(profile: str, per_seed: list[dict]) -> Path:  # the seeds measured so far
         return records.write(args.row or f"{args.task}-{profile}", args.task, profile, command,
-                             seeds[:len(per_seed)], per_seed, folder=args.results, task_flags=shlex.join(flags))
-    profile, per_seed = measure(args.task, flags, seeds, out, done=record)
+                             seeds[:len(per_seed)], per_seed, folder=args.results, env=env,
+                             task_flags=shlex.join(flags))
+    with tempfile.TemporaryDirectory(prefix=f"measure-{args.task}-") as tmp:  # runs kept only with --out
+        profile, per_seed = measure(args.task, flags, seeds, args.out or Path(tmp), done=record)
     path = record(profile, per_seed)
     summary = records.load_all(args.results)[path.stem]["metrics"]
     shown = [k for k in ("accuracy", "time_to_result_s", "wall_s") if k in summary] or list(summary)[:4]

@@ -31,26 +31,25 @@ def _cpu_model() -> str:
 
 
 def environment() -> dict:
-    """Hardware, threads, library versions, git commit and date of this process."""
-    import numpy
-    import sklearn
+    """Where and with what this process measures: hardware, threads, library versions (those a run's
+    config.json records), git commit (with -dirty for uncommitted tracked changes), date, and the
+    machine's 1-minute load. Take it before the first run: the load then says whether it was quiet."""
     import torch
-    import exoml
+    from exoml.toolkit.runs import environment as run_environment
+    env = run_environment()
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
     root = Path(__file__).resolve().parents[1]
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True,
-                             timeout=10).stdout.strip()
         dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                     capture_output=True, text=True, timeout=10).stdout.strip())
     except (OSError, subprocess.SubprocessError):
-        sha, dirty = "", False
+        dirty = False
+    sha = (env.get("git_sha") or "")[:12]
     return {
-        "hardware": f"{gpu}" if gpu else f"{_cpu_model()}, {os.cpu_count()} cores, no GPU",
+        "hardware": gpu or f"{_cpu_model()}, {os.cpu_count()} cores, no GPU",
         "threads": torch.get_num_threads(),
-        "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-                     "scikit-learn": sklearn.__version__, "exoml": getattr(exoml, "__version__", "")},
-        "git_sha": sha + ("-dirty" if dirty else ""),
+        "versions": {"python": env["python"], **env["versions"]},
+        "git_sha": sha + ("-dirty" if sha and dirty else ""),
         "date": time.strftime("%Y-%m-%d"),
         "load_at_start": round(os.getloadavg()[0], 2),
     }
@@ -70,11 +69,12 @@ def summarise(per_seed: list[dict]) -> dict[str, dict]:
 
 
 def write(row: str, task: str, profile: str, command: str, seeds: list[int], per_seed: list[dict],
-          folder: Path = RESULTS, **extra) -> Path:
-    """Write (atomically) and return benchmarks/results/<row>.json."""
+          folder: Path = RESULTS, env: dict | None = None, **extra) -> Path:
+    """Write (atomically) and return benchmarks/results/<row>.json. `env`: environment() taken
+    before the runs (taken now if not given)."""
     from exoml.toolkit.runs import atomic_write_text
     record = {"format": FORMAT, "row": row, "task": task, "profile": profile, "command": command, "seeds": seeds,
-              "metrics": summarise(per_seed), **environment(), **extra}
+              "metrics": summarise(per_seed), **(env or environment()), **extra}
     path = Path(folder) / f"{row}.json"
     atomic_write_text(path, json.dumps(record, indent=2, sort_keys=False) + "\n")
     return path

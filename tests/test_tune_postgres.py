@@ -75,15 +75,21 @@ def postgres():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _trials(url: str):
+def _study(url: str):
     import optuna
     try:
-        return optuna.load_study(study_name="pg", storage=url).trials
+        return optuna.load_study(study_name="pg", storage=url)
     except KeyError:  # the study is not created yet
-        return []
+        return None
+
+
+def _trials(url: str):
+    study = _study(url)
+    return study.trials if study is not None else []
 
 
 def test_two_workers_one_killed_on_postgres(postgres, tmp_path):
+    import optuna
     write_mnist(tmp_path / "mnist", n_train=200, n_test=50)
     env = {**os.environ, "EXOML_DATA": str(tmp_path / "home")}
     subprocess.run([sys.executable, "-m", "exoml", "data", "import", "mnist", str(tmp_path / "mnist"), "--subset"],
@@ -92,23 +98,37 @@ def test_two_workers_one_killed_on_postgres(postgres, tmp_path):
     cmd = [sys.executable, "-m", "exoml", "tune", "mnist", "--study", "pg", "--trials", str(TRIALS),
            "--storage", postgres, "--heartbeat", "1", "--out", str(out), *QUICK]
     victim = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    while time.time() < deadline and not any(t.state.name == "RUNNING" for t in _trials(postgres)):
-        time.sleep(0.2)
-    assert victim.poll() is None, "the first worker ended before it ran a trial"
-    survivor = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
-    running = [t.number for t in _trials(postgres) if t.state.name == "RUNNING"]
-    victim.send_signal(signal.SIGKILL)  # in the middle of its trial: no chance to clean up
-    victim.wait(timeout=30)
-    stdout, stderr = survivor.communicate(timeout=600)
-    assert survivor.returncode == 0, stderr[-3000:]
+    survivor = None
+    try:
+        time.sleep(1.0)  # both workers at once on the one study
+        survivor = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # kill the victim while it is inside a trial of its own (tune records each trial's worker)
+        mine = f":{victim.pid}"
+        deadline, killed = time.time() + 180, None
+        while time.time() < deadline and killed is None and victim.poll() is None:
+            running = [t for t in _trials(postgres)
+                       if t.state.name == "RUNNING" and str(t.user_attrs.get("worker", "")).endswith(mine)]
+            if running:
+                victim.send_signal(signal.SIGKILL)  # no chance to clean up
+                killed = running[0].number
+            time.sleep(0.1)
+        assert killed is not None, "the first worker never ran a trial"
+        victim.wait(timeout=30)
+        stdout, stderr = survivor.communicate(timeout=600)
+        assert survivor.returncode == 0, stderr[-3000:]
+        # The survivor fails stale trials whenever it starts one; if it finished first, the heartbeat
+        # grace period (3 heartbeats) decides the same now.
+        time.sleep(3.5)
+        optuna.storages.fail_stale_trials(_study(postgres))
+    finally:
+        for proc in (victim, survivor):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
     trials = _trials(postgres)
     finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(finished) == TRIALS, [(t.number, t.state.name) for t in trials]
     assert len({t.number for t in trials}) == len(trials)                           # no trial counted twice
     runs = [t.user_attrs["run"] for t in finished]
     assert len(runs) == len(set(runs))                                              # each has its own run
-    states = {t.number: t.state.name for t in trials}
-    assert any(states[n] == "FAIL" for n in running), states                        # the killed trial: FAIL
+    assert {t.number: t.state.name for t in trials}[killed] == "FAIL"               # the killed trial
     assert (out / "mnist" / "tune-pg" / "best_config.json").is_file()

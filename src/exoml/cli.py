@@ -259,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `exoml data list | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # a folder that cannot be written, a full disk: the file and the reason, one line
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"exoml: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

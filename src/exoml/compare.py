@@ -65,11 +65,15 @@ def compare(task: str, rest: list[str], seeds: int = 1) -> Path:
             cfg_s = dataclasses.replace(cfg, seed=cfg.seed + s)
             path, metrics = execute(spec, cfg_s, out=folder / "runs")
             metric = spec.headline.key  # the task's headline metric, on the test split
+            if not isinstance(metrics.get(metric), (int, float)):
+                raise ExomlError(f"{task} run {path} has no {metric!r} (its headline metric) to compare: "
+                                 "do these settings skip the part of the task that measures it?")
             values.append(metrics[metric])
             times.append(json.loads((path / "metrics.json").read_text()).get("elapsed_s", float("nan")))
             hist = path / "history.csv"
             if hist.exists():
-                histories.append(list(csv.DictReader(hist.open())))
+                with open(hist, newline="") as fh:
+                    histories.append(list(csv.DictReader(fh)))
         rows.append({"variant": label, "metric": metric, "mean": float(np.mean(values)),
                      "std": float(np.std(values)), "seeds": seeds, "time_s_mean": float(np.mean(times))})
         curves[label] = histories

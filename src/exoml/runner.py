@@ -17,8 +17,8 @@ from .errors import ExomlError
 
 def default_profile(task) -> str:
     """The profile a run takes when none is given: the task's declared default. (A choice by
-    device, e.g. the full recipe on a GPU and a CPU profile elsewhere, belongs here: --help, the
-    config builder and the run folder all take the default from this function.)"""
+    device, e.g. the full recipe on a GPU and a CPU profile elsewhere, belongs here: --help and
+    the config builder of `exoml run` take the default from this function.)"""
     return task.default_profile
 
 
@@ -76,6 +76,9 @@ def _interrupted_run(task: str, path: Path) -> None:
         raise ExomlError(f"{path} is a run of {info.get('task')!r}, not of {task!r}")
     if status == "complete":
         raise ExomlError(f"{path} is already complete: nothing to resume")
+    from .toolkit.runs import is_live
+    if is_live(path):  # "running" and its writer alive; a "running" run whose process died resumes
+        raise ExomlError(f"{path} is still being written by another process: wait for it or stop it")
     if not any(path.glob("checkpoint*.safetensors")):  # one per training run of the task
         raise ExomlError(f"{path} has no checkpoint (it stopped before its first epoch ended, or this task "
                          "does not checkpoint): start it again with `exoml run`")

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
+import socket
 import time
 from pathlib import Path
 
@@ -144,8 +146,10 @@ def _storage(url: str, heartbeat: int = 30):
             except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError, ImportError, ValueError) as e:
                 # a malformed URL, an unknown database kind, its driver not installed: retrying cannot help
                 raise ExomlError(f"cannot use --storage {url}: {str(e).splitlines()[0]}") from None
-            except Exception:  # two workers creating the schema at the same moment: one loses, retries
+            except Exception as e:  # two workers creating the schema at the same moment: one loses, retries
                 if attempt == 4:
+                    if isinstance(e, sqlalchemy.exc.SQLAlchemyError):  # unreachable server, refused login, ...
+                        raise ExomlError(f"cannot use --storage {url}: {str(e).splitlines()[0][:200]}") from None
                     raise
                 time.sleep(0.5 + random.random())
 
@@ -184,6 +188,7 @@ def tune(task: str, argv: list[str], trials: int, timeout: float | None = None, 
         sampler=optuna.samplers.TPESampler(seed=base.seed), pruner=optuna.pruners.MedianPruner(n_warmup_steps=1))
 
     def objective(trial):
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # who ran it (shared studies)
         params = suggest(trial, space)
         cfg = dataclasses.replace(base, **params, seed=base.seed + trial.number)
         validate(cfg)

@@ -93,8 +93,8 @@ def _decode_chunk(items: list[tuple[str, bytes]]) -> np.ndarray:
 
 
 def _quiet_worker():
-    """Workers inherit the CLI's SIGTERM handler (which raises KeyboardInterrupt); restore the
-    default so that terminating the pool ends them silently instead of printing tracebacks."""
+    """Workers inherit the parent's signal handlers; restore SIGTERM's default so that terminating
+    the pool ends them at once, and ignore Ctrl-C, which the parent answers between two chunks."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled by the parent
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping
 @dataclass(frozen=True)
 class Headline:
     """The number a run is summarised by: a key of the run's metrics.json."""
-    key: str                     # e.g. "test_accuracy", "A_f1", "fid"
+    key: str                     # e.g. "accuracy", "A_f1", "fid"
     label: str                   # what a reader calls it: "test accuracy", "FID (judge's features)"
     higher_is_better: bool = True
 

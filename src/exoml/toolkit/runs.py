@@ -28,8 +28,15 @@ from ..errors import ExomlError
 
 def _file_mode() -> int:
     """The mode a plain open() would give a new file (0666 less the umask): temporary files are
-    created private (0600) and get this mode before they replace the real one."""
-    mask = os.umask(0)
+    created private (0600) and get this mode before they replace the real one. The umask is read
+    from /proc where it can be (setting it to read it would race other threads' new files)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return 0o666 & ~mask
 
@@ -219,11 +226,12 @@ def new_run(task: str, config: dict, out: str | Path = "runs", resume: Path | No
             raise ExomlError(f"cannot create a run folder under {out}: {e.strerror or e}") from None
         run = Run(path)
         lock = _lock(run.path)
-        run.save_json("config.json", {"task": task, "config": config, "environment": environment(),
-                                      "started": datetime.now().isoformat(timespec="seconds"),
-                                      "world_size": distributed.world_size()})
-        distributed.share(run.path)  # the other ranks wait for the folder, then read it
     try:
+        if resume is None:
+            run.save_json("config.json", {"task": task, "config": config, "environment": environment(),
+                                          "started": datetime.now().isoformat(timespec="seconds"),
+                                          "world_size": distributed.world_size()})
+            distributed.share(run.path)  # the other ranks wait for the folder, then read it
         run.status("running", pid=os.getpid())
         try:
             yield run

@@ -15,7 +15,8 @@ from contextlib import contextmanager
 def deferred_interrupts():
     """While the block runs, SIGINT / SIGTERM only set a flag. Yields a function that says whether a
     stop was asked; the caller checks it between two units of work (training steps, decoded chunks)
-    and stops there. Outside the main thread nothing is installed (the flag stays off)."""
+    and stops there; a stop asked after its last check raises KeyboardInterrupt when the block ends.
+    Outside the main thread nothing is installed (the flag stays off)."""
     asked = []
     if threading.current_thread() is not threading.main_thread():
         yield lambda: False
@@ -28,3 +29,5 @@ def deferred_interrupts():
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+    if asked:  # asked after the block's last check (the block ended normally): stop now, not never
+        raise KeyboardInterrupt

@@ -38,7 +38,7 @@ from ... import data as datasets
 from . import fid
 from ...toolkit import loop, report, schedules, train, weights
 from ...toolkit.config import Common
-from ..contract import Headline, Profile, Reference, Task, Tuning  # noqa: F401
+from ..contract import Headline, Profile, Reference, Task
 from ...errors import ExomlError
 from ...toolkit.runs import Run, atomic_path
 from .gan_model import Discriminator, Generator, d_loss_fn, ema_avg, g_loss_fn, recalibrate_bn, sample
@@ -183,7 +183,9 @@ def run(cfg: Config, run: Run) -> tuple[dict, str]:
                "confident_share_real_test": float((p_test.max(1) >= 0.9).mean()),
                "class_share_min": float(share.min()), "class_share_max": float(share.max()),
                "judge_test_accuracy": float((p_test.argmax(1) == mnist.y_test[:n_ref]).mean()),
-               "n_generated": n_eval, "n_reference": n_ref, "train_steps": len(steps), "train_s": round(train_s, 1),
+               "n_generated": n_eval, "n_reference": n_ref, "train_s": round(train_s, 1),
+               # the loop's own count: a run resumed mid-epoch has not kept that epoch's early step statistics
+               "train_steps": int(run.history[-1]["step"]) if run.history else len(steps),
                "device": train.device_name(device), "judge": judge_source, "class_share": share.round(4).tolist()}
     if cfg.conditional:
         metrics["conditional_accuracy"] = float((pred == labels.cpu().numpy()).mean())
@@ -246,7 +248,6 @@ def generate(args) -> int:
     return 0
 
 
-add_predict_args, predict = add_generate_args, generate  # `exoml predict gan` does the same
 
 
 TASK = Task(

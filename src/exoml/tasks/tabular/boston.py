@@ -39,7 +39,7 @@ from sklearn.preprocessing import FunctionTransformer, PolynomialFeatures, Stand
 from ... import data
 from ...toolkit import loop, plots, schedules, train
 from ...toolkit.config import Common
-from ..contract import Headline, Profile, Reference, Task, Tuning  # noqa: F401
+from ..contract import Headline, Profile, Reference, Task
 from ...errors import ExomlError
 from . import boston_report
 from . import common as tabular

@@ -28,7 +28,7 @@ from sklearn.preprocessing import StandardScaler
 from ... import data
 from ...toolkit import plots, report, train
 from ...toolkit.config import Common
-from ..contract import Headline, Profile, Reference, Task, Tuning  # noqa: F401
+from ..contract import Headline, Profile, Reference, Task
 from . import common as tabular
 
 NAME = "iris"

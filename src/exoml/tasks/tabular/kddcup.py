@@ -34,7 +34,7 @@ import torch
 from ... import data
 from ...toolkit import plots, train
 from ...toolkit.config import Common
-from ..contract import Headline, Profile, Reference, Task, Tuning  # noqa: F401
+from ..contract import Headline, Profile, Reference, Task
 from ...errors import ExomlError
 from . import kddcup_report
 from . import common as tabular

@@ -29,7 +29,7 @@ from ... import data
 from ...toolkit import loop, report, schedules, train
 from . import tokens as text
 from ...toolkit.config import Common
-from ..contract import Headline, Profile, Reference, Task, Tuning  # noqa: F401
+from ..contract import Headline, Profile, Reference, Task, Tuning
 from ...errors import ExomlError
 from ...toolkit.metrics import classification_metrics
 from . import imdb_report

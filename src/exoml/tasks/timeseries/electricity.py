@@ -39,13 +39,13 @@ from ... import data
 from ...toolkit import report, train
 from . import series as ts
 from ...toolkit.config import Common
-from ..contract import Headline, Profile, Reference, Task, Tuning  # noqa: F401
+from ..contract import Headline, Profile, Reference, Task
 from ...errors import ExomlError
 from . import electricity_plots
 from .electricity_protocols import data_section, fit_best, hourly_report, protocol_d, split_origins
 
 NAME = "electricity"
-HORIZON_H = 24                        # fixed by protocol H: 24 hours (protocol D's 7 days: _electricity_protocols)
+HORIZON_H = 24                        # fixed by protocol H: 24 hours (protocol D's 7 days: electricity_protocols)
 
 
 @dataclass
@@ -168,7 +168,7 @@ def run(cfg: Config, run) -> tuple[dict, str]:
         metrics |= _protocol_h(cfg, run, g, device, x_all, mean, std, y_kw, split, hours.index, sections)
 
     # --- protocol D: 14 days of daily inputs -> the next week, walk-forward over the test weeks; an
-    # ensemble of Forecasters (_electricity_protocols.protocol_d: inputs, fit, scoring, report section)
+    # ensemble of Forecasters (electricity_protocols.protocol_d: inputs, fit, scoring, report section)
     if "D" in cfg.protocols:
         metrics |= protocol_d(cfg, run, device, Forecaster, days, day_imputed, val_start, test_start, scaler, sections)
 
