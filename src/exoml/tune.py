@@ -54,8 +54,8 @@ def default_space(cfg) -> dict:
 
 
 def load_space(path: str) -> dict:
-    """A search space file (JSON or YAML): setting -> {type: float|int|categorical, low, high | choices},
-    every entry checked here, before the first trial."""
+    """A search space file (JSON or YAML): setting -> {type: float|int|categorical, low, high | choices}
+    (tune checks every entry with check_entry before the first trial)."""
     try:
         text = Path(path).read_text()
     except OSError as e:
@@ -70,8 +70,6 @@ def load_space(path: str) -> dict:
         raise ExomlError(f"cannot read search space {path}: {e}") from None
     if not isinstance(space, dict) or not space:
         raise ExomlError(f"search space {path} must be a non-empty mapping of setting -> distribution")
-    for name, spec in space.items():
-        check_entry(name, spec)
     return space
 
 
@@ -102,7 +100,6 @@ def check_entry(name: str, spec) -> None:
 def suggest(trial, space: dict) -> dict:
     params = {}
     for name, spec in space.items():
-        check_entry(name, spec)
         kind = spec.get("type")
         if kind == "float":
             params[name] = trial.suggest_float(name, spec["low"], spec["high"], log=spec.get("log", False))
@@ -175,6 +172,8 @@ def tune(task: str, argv: list[str], trials: int, timeout: float | None = None, 
     storage = storage or f"sqlite:///{(folder / 'study.db').resolve()}"
     declared = spec.tuning.space if spec.tuning is not None else None
     space = load_space(space_file) if space_file else dict(declared or {}) or default_space(base)
+    for name, entry in space.items():  # once, before the first trial, whatever the space's source
+        check_entry(name, entry)
     unknown = set(space) - {f.name for f in dataclasses.fields(base)}
     if unknown:
         raise ExomlError(f"search space names unknown settings of {task}: {', '.join(sorted(unknown))}")
