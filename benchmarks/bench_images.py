@@ -7,7 +7,7 @@ run asynchronously) and the wall clock on a CPU. Data loading, explore plots and
 not counted. The table (markdown) and all numbers (JSON) go to <out>/bench_images.{md,json}.
 
     python benchmarks/bench_images.py --quick                  # CPU smoke: every row, --quick, 1 seed
-    python benchmarks/bench_images.py --rows mnist-fast fashion-mnist-fast --seeds 3    # the CPU targets
+    python benchmarks/bench_images.py --rows mnist-cpu fashion-mnist-cpu --seeds 3    # the CPU targets
     python benchmarks/bench_images.py --seeds 5 --baseline     # on a GPU: every row + airbench side by side
 
 Rows marked "gpu" are skipped on a CPU unless named with --rows (or with --quick).
@@ -30,14 +30,14 @@ import records  # noqa: E402  (benchmarks/records.py: every measured row is reco
 
 # name: (task, flags, hardware the target is for, accuracy target, seconds target or None)
 ROWS = {
-    "mnist-fast": ("mnist", ["--profile", "fast"], "cpu", 0.990, 120),
-    "mnist-full": ("mnist", [], "any", 0.996, None),         # the accuracy target, on any hardware
-    "mnist-h100": ("mnist", [], "gpu", 0.995, 5),            # the same recipe against the GPU time target
-    "fashion-mnist-fast": ("fashion-mnist", ["--profile", "fast"], "cpu", 0.89, 120),
-    "fashion-mnist-full": ("fashion-mnist", [], "any", 0.910, None),
-    "cifar10": ("cifar10", ["--val-size", "0"], "gpu", 0.940, 3),
-    "cifar100-fast": ("cifar100", ["--profile", "fast"], "gpu", 0.75, None),
-    "cifar100-full": ("cifar100", [], "gpu", 0.80, 600),
+    "mnist-cpu": ("mnist", ["--profile", "cpu"], "cpu", 0.990, 120),
+    "mnist-full": ("mnist", ["--profile", "full"], "any", 0.996, None),  # the accuracy target, on any hardware
+    "mnist-h100": ("mnist", ["--profile", "full"], "gpu", 0.995, 5),  # the same recipe against the GPU time target
+    "fashion-mnist-cpu": ("fashion-mnist", ["--profile", "cpu"], "cpu", 0.89, 120),
+    "fashion-mnist-full": ("fashion-mnist", ["--profile", "full"], "any", 0.910, None),
+    "cifar10": ("cifar10", ["--profile", "full", "--val-size", "0"], "gpu", 0.940, 3),
+    "cifar100-cpu": ("cifar100", ["--profile", "cpu"], "gpu", 0.75, None),
+    "cifar100-full": ("cifar100", ["--profile", "full"], "gpu", 0.80, 600),
 }
 
 

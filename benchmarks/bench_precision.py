@@ -20,9 +20,9 @@ import torch.nn as nn
 def nets():
     from exoml.tasks.vision import cifar10, fashion_mnist, mnist
     return {  # name: (builder, batch, image shape)
-        "mnist-fast": (lambda: mnist.build_model(mnist.TASK.settings("fast")), 128, (1, 28, 28)),
+        "mnist-cpu": (lambda: mnist.build_model(mnist.TASK.settings("cpu")), 128, (1, 28, 28)),
         "mnist-full": (lambda: mnist.build_model(mnist.TASK.settings("full")), 128, (1, 28, 28)),
-        "fashion-mnist-fast": (lambda: fashion_mnist.build_model(fashion_mnist.TASK.settings("fast")), 512,
+        "fashion-mnist-cpu": (lambda: fashion_mnist.build_model(fashion_mnist.TASK.settings("cpu")), 512,
                                (1, 28, 28)),
         "fashion-mnist-full": (lambda: fashion_mnist.build_model(fashion_mnist.TASK.settings("full")), 512,
                                (1, 28, 28)),

@@ -10,6 +10,7 @@ benchmarks/results/ (written by benchmarks/measure.py), so a figure cannot drift
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -158,6 +159,25 @@ def task_table(task: str, recs: dict[str, dict]) -> str:
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
+def measured_times(recs: dict[str, dict]) -> str:
+    """exoml/measured.json: {task: {profile: {time, hardware, date, row}}}, what `exoml run` prints
+    at its start ("it took about ..."). Only records of a profile as it stands (no extra flags)."""
+    from exoml.tasks import get
+    out: dict[str, dict] = {}
+    for r in sorted(recs.values(), key=lambda r: (r["date"], r["row"])):  # the newest record of a profile wins
+        extra = r.get("task_flags", "").replace("--quick", "").replace(f"--profile {r['profile']}", "").strip()
+        if r.get("kind") or extra or r["profile"] not in get(r["task"]).profiles:
+            continue
+        wall = r["metrics"].get("wall_s", {}).get("values")
+        took = (f"{r['metrics']['wall_s']['mean']:.0f} s" if r['metrics']['wall_s']['mean'] < 120 else
+                f"{r['metrics']['wall_s']['mean'] / 60:.0f} min") if wall else time_text(r)
+        profiles = get(r["task"]).profiles
+        same = [p for p in profiles if dict(profiles[p].settings) == dict(profiles[r["profile"]].settings)]
+        for p in same:  # e.g. a task whose cpu profile is its full recipe: one measurement times both
+            out.setdefault(r["task"], {})[p] = {"time": took, "hardware": hardware(r), "date": r["date"], "row": r["row"]}
+    return json.dumps(dict(sorted(out.items())), indent=1, ensure_ascii=False) + "\n"
+
+
 def blocks(recs: dict[str, dict]) -> dict[str, dict[str, str]]:
     """{file: {generated block name: its content}}."""
     return {"README.md": {"results": readme_table(recs), "quick": quick_table(recs)},
@@ -178,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="do not write; exit 1 if a file is out of date")
     p.add_argument("--results", type=Path, default=records.RESULTS)
     p.add_argument("--root", type=Path, default=ROOT, help="folder holding README.md and BENCHMARKS.md")
+    p.add_argument("--package", type=Path, default=ROOT / "src" / "exoml", help="folder of exoml/measured.json")
     args = p.parse_args(argv)
     recs = records.load_all(args.results)
     stale = []
@@ -189,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
             stale.append(name)
             if not args.check:
                 path.write_text(new)
+    table = args.package / "measured.json"
+    if not table.exists() or table.read_text() != measured_times(recs):
+        stale.append(str(table.relative_to(ROOT)) if table.is_relative_to(ROOT) else str(table))
+        if not args.check:
+            table.write_text(measured_times(recs))
     if args.check and stale:
         print(f"out of date: {', '.join(stale)} (run: python benchmarks/make_docs.py)")
         return 1

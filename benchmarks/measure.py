@@ -1,6 +1,6 @@
 """Measure one task's recipe over several seeds and record it in benchmarks/results/<row>.json.
 
-    python benchmarks/measure.py mnist --profile fast --seeds 3
+    python benchmarks/measure.py mnist --profile cpu --seeds 3
     python benchmarks/measure.py cifar10 --seeds 3 -- --val-size 0      # task flags after --
     python benchmarks/measure.py boston
 

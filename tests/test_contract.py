@@ -135,14 +135,49 @@ def test_config_file_values_are_checked_not_truncated(tmp_path, capsys):
 
 def test_profile_precedence_defaults_profile_file_flags(tmp_path):
     from exoml.runner import task_config
-    _, cfg = task_config("mnist", ["--profile", "fast"])
-    assert (cfg.profile, cfg.width, cfg.epochs, cfg.batch_size) == ("fast", 16, 2, 128)
+    _, cfg = task_config("mnist", ["--profile", "cpu"])
+    assert (cfg.profile, cfg.width, cfg.epochs, cfg.batch_size) == ("cpu", 16, 2, 128)
     f = tmp_path / "c.json"
     f.write_text(json.dumps({"epochs": 3, "width": 24}))
-    _, cfg = task_config("mnist", ["--profile", "fast", "--config", str(f), "--width", "12"])
+    _, cfg = task_config("mnist", ["--profile", "cpu", "--config", str(f), "--width", "12"])
     assert (cfg.epochs, cfg.width, cfg.convs) == (3, 12, 1)
     _, cfg = task_config("mnist", ["--quick"])
     assert cfg.profile == "quick" and cfg.epochs == 1
+
+
+def test_every_task_has_quick_cpu_and_full_and_the_default_follows_the_device(monkeypatch):
+    """The same three profile names everywhere; without a CUDA GPU `exoml run` takes `cpu`."""
+    from exoml import runner
+    for name in tasks.names():
+        assert {"quick", "cpu", "full"} <= set(tasks.get(name).profiles), name
+    monkeypatch.setattr(runner, "has_cuda", lambda: False)
+    _, cfg = runner.task_config("mnist", [])
+    assert cfg.profile == "cpu" and cfg.epochs == 2
+    monkeypatch.setattr(runner, "has_cuda", lambda: True)
+    _, cfg = runner.task_config("mnist", [])
+    assert cfg.profile == "full" and cfg.epochs > 2
+    assert "(default: full)" in runner.config_parser(tasks.get("mnist")).format_help().replace("\n", " ")
+
+
+def test_a_run_says_which_profile_it_took_why_and_its_measured_time(tmp_path, capsys, monkeypatch):
+    from exoml import runner
+    monkeypatch.setattr(runner, "has_cuda", lambda: False)
+    monkeypatch.setattr(runner, "measured_time", lambda task, profile: {
+        "time": "3 s", "hardware": "a 2-core CPU", "date": "2026-11-30", "row": f"{task}-{profile}"}
+        if profile == "cpu" else None)
+    assert main(["run", "iris", "--threads", "1", "--out", str(tmp_path)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == "[iris] profile cpu (the default without a CUDA GPU; others: full, quick): it took 3 s on a " \
+                    "2-core CPU (2026-11-30)", first
+    assert main(["run", "iris", "--quick", "--threads", "1", "--out", str(tmp_path)]) == 0
+    assert "profile quick (as asked; others: full, cpu): its time is not measured" in capsys.readouterr().out
+
+
+def test_the_measured_times_ship_with_the_package():
+    """`exoml run` reads them through importlib.resources: the installed package must hold them."""
+    from exoml.runner import measured_time
+    m = measured_time("iris", "quick")
+    assert m is not None and m["row"] == "iris-quick" and m["time"].endswith("s")
 
 
 def test_registry_refuses_builtin_names():

@@ -23,19 +23,27 @@ def test_committed_docs_match_the_records(capsys):
 def test_a_changed_record_makes_the_docs_stale(tmp_path):
     """Edit one figure in a copy of the records: --check fails, a rewrite shows the new figure."""
     make_docs = _script("make_docs")
-    for name in ("README.md", "BENCHMARKS.md"):
-        shutil.copy(ROOT / name, tmp_path / name)
+    for name in ("README.md", "BENCHMARKS.md", "src/exoml/measured.json"):
+        shutil.copy(ROOT / name, tmp_path / Path(name).name)
     results = tmp_path / "results"
     shutil.copytree(ROOT / "benchmarks" / "results", results)
     path = results / "mnist-full.json"
     record = json.loads(path.read_text())
     record["metrics"]["accuracy"] = {"mean": 0.5, "sd": 0.0, "values": [0.5]}
     path.write_text(json.dumps(record))
-    args = ["--results", str(results), "--root", str(tmp_path)]
+    args = ["--results", str(results), "--root", str(tmp_path), "--package", str(tmp_path)]
     assert make_docs.main(args + ["--check"]) == 1
     assert make_docs.main(args) == 0
     assert "**50.00%** (1 seed)" in (tmp_path / "README.md").read_text()
     assert make_docs.main(args + ["--check"]) == 0
+    # a record's time reaches the line `exoml run` prints at its start
+    path = results / "iris-quick.json"
+    record = json.loads(path.read_text())
+    record["metrics"]["wall_s"] = {"mean": 250.0, "sd": 0.0, "values": [250.0]}
+    path.write_text(json.dumps(record))
+    assert make_docs.main(args + ["--check"]) == 1
+    assert make_docs.main(args) == 0
+    assert json.loads((tmp_path / "measured.json").read_text())["iris"]["quick"]["time"] == "4 min"
 
 
 def test_measure_writes_a_record(tmp_path):

@@ -247,8 +247,8 @@ def test_tta_views_and_cutout():
 
 def test_profiles_fill_only_unset_settings():
     from exoml.tasks.vision import mnist
-    cfg = mnist.TASK.settings("fast", epochs=3)
-    assert cfg.epochs == 3 and cfg.width == mnist.PROFILES["fast"].settings["width"] and cfg.profile == "fast"
+    cfg = mnist.TASK.settings("cpu", epochs=3)
+    assert cfg.epochs == 3 and cfg.width == mnist.PROFILES["cpu"].settings["width"] and cfg.profile == "cpu"
     with pytest.raises(Exception, match="unknown profile"):
         mnist.TASK.settings("huge")
 
@@ -302,15 +302,15 @@ def test_benchmark_script_tables(tmp_path, monkeypatch):
         return tmp_path / f"{task.name}-{cfg.seed}", {"accuracy": acc, "time_to_result_s": 100.0 + cfg.seed,
                                                 "train_time_s": 90.0, "device": "cpu (test)"}
     monkeypatch.setattr(exoml.runner, "execute", fake_execute)
-    assert bench.main(["--rows", "mnist-fast", "--seeds", "2", "--out", str(tmp_path), "--results", str(tmp_path / "rec")]) == 0
-    assert calls == [("mnist", 0, False, "fast"), ("mnist", 1, False, "fast")]
+    assert bench.main(["--rows", "mnist-cpu", "--seeds", "2", "--out", str(tmp_path), "--results", str(tmp_path / "rec")]) == 0
+    assert calls == [("mnist", 0, False, "cpu"), ("mnist", 1, False, "cpu")]
     rows = json.loads((tmp_path / "bench_images.json").read_text())
     assert len(rows) == 1 and np.isclose(rows[0]["accuracy_mean"], 0.990) and rows[0]["seconds_mean"] == 100.5
     assert rows[0]["met"] is True  # 99.0% in <= 120 s
-    record = json.loads((tmp_path / "rec" / "mnist-fast.json").read_text())  # the result record of the row
+    record = json.loads((tmp_path / "rec" / "mnist-cpu.json").read_text())  # the result record of the row
     assert record["seeds"] == [0, 1] and record["metrics"]["accuracy"]["values"] == [0.991, 0.989]
     md = (tmp_path / "bench_images.md").read_text()
-    assert "| mnist-fast |" in md and "0.9900 ± 0.0014" in md
+    assert "| mnist-cpu |" in md and "0.9900 ± 0.0014" in md
     calls.clear()  # --first-seed spreads the seeds of one row over several processes
     assert bench.main(["--rows", "mnist-full", "--seeds", "2", "--first-seed", "2", "--out", str(tmp_path),
                        "--results", str(tmp_path / "rec")]) == 0
@@ -353,9 +353,9 @@ def test_precision_benchmark_prints_one_row_per_setting(capsys):
     spec = importlib.util.spec_from_file_location("bench_precision", script)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    assert bench.main(["--nets", "mnist-fast", "--steps", "1", "--device", "cpu"]) == 0
+    assert bench.main(["--nets", "mnist-cpu", "--steps", "1", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
-    rows = [line for line in out.splitlines() if line.startswith("| mnist-fast |")]
+    rows = [line for line in out.splitlines() if line.startswith("| mnist-cpu |")]
     assert len(rows) == 4 and rows[0].endswith("| 1.00x |")
     assert f"auto means {'bf16' if vision.cpu_has_bf16() else 'fp32'} here" in out
 

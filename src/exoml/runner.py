@@ -15,11 +15,45 @@ from pathlib import Path
 from .errors import ExomlError
 
 
+def has_cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
 def default_profile(task) -> str:
-    """The profile a run takes when none is given: the task's declared default. (A choice by
-    device, e.g. the full recipe on a GPU and a CPU profile elsewhere, belongs here: --help and
-    the config builder of `exoml run` take the default from this function.)"""
+    """The profile a run takes when none is given: the task's declared default (its full recipe)
+    where a CUDA GPU is found, its CPU profile elsewhere (an Apple GPU counts as elsewhere: the full
+    recipes are sized for a datacenter GPU). --help and the config builder take it from here."""
+    from .tasks.contract import CPU
+    if not has_cuda() and CPU in task.profiles:
+        return CPU
     return task.default_profile
+
+
+def measured_time(task: str, profile: str) -> dict | None:
+    """How long `exoml run TASK --profile PROFILE` took where it was measured: {time, hardware,
+    date, row}, from the result records (benchmarks/make_docs.py writes exoml/measured.json from
+    them), or None where that profile was never measured as it stands (no extra flags)."""
+    import json
+    from importlib import resources
+    try:
+        table = json.loads(resources.files("exoml").joinpath("measured.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return table.get(task, {}).get(profile)
+
+
+def announce(task, cfg, given: bool) -> str:
+    """One line at the start of a run: which profile it took, why, and about how long it takes."""
+    why = "as asked" if given else ("the default with a CUDA GPU" if has_cuda() else
+                                    "the default without a CUDA GPU")
+    m = measured_time(task.name, cfg.profile)
+    if m is None:
+        eta = "its time is not measured"
+    else:
+        eta = f"it took {m['time']} on {m['hardware']} ({m['date']})"
+    others = ", ".join(p for p in task.profiles if p != cfg.profile)
+    return f"[{task.name}] profile {cfg.profile} ({why}; others: {others}): {eta}"
 
 
 def profile_help(task) -> dict[str, str]:
@@ -28,7 +62,9 @@ def profile_help(task) -> dict[str, str]:
     out = {}
     for name in task.profile_settings(default_profile(task)):
         p = task.profiles[name]
-        out[name] = " - ".join(x for x in (p.about, f"measured: {p.measured}" if p.measured else "") if x) or name
+        m = measured_time(task.name, name)
+        took = f"took {m['time']} on {m['hardware']}, {m['date']}" if m else ""
+        out[name] = " - ".join(x for x in (p.about, f"measured: {p.measured}" if p.measured else "", took) if x) or name
     return out
 
 
@@ -113,6 +149,8 @@ def execute(task, cfg, out: str | Path | None = None, on_epoch=None) -> tuple[Pa
 def run_task(task: str, argv: list[str]) -> Path:
     """`exoml run TASK ...`: parse, run, print the headline numbers; returns the run folder."""
     spec, cfg = task_config(task, argv)
+    if getattr(cfg, "resume", None) is None:
+        print(announce(spec, cfg, given=_profile_given(argv)), flush=True)
     path, metrics = execute(spec, cfg)
     if not metrics:  # a torchrun rank other than 0: rank 0 reports
         return path
@@ -122,6 +160,10 @@ def run_task(task: str, argv: list[str]) -> Path:
                       for k, v in list({**first, **numbers}.items())[:6])
     print(f"[{task}] done: {shown}\n[{task}] report: {path / 'report.md'}", flush=True)
     return path
+
+
+def _profile_given(argv: list[str]) -> bool:
+    return any(a in ("--quick", "--profile") or a.startswith("--profile=") or a == "--config" for a in argv)
 
 
 def run_all(argv: list[str]) -> int:

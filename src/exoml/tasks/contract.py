@@ -59,7 +59,8 @@ class Tuning:
 
 
 QUICK = "quick"  # the profile every task has: `--quick` is short for `--profile quick`
-FULL = "full"    # the task's full recipe: the default profile unless the task names another
+CPU = "cpu"      # the best honest result in a laptop's budget: the default where no CUDA GPU is found
+FULL = "full"    # the task's full recipe: the default profile (on a GPU) unless the task names another
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class Task:
     run: Callable
     predict: Callable | None
     add_predict_args: Callable | None
-    profiles: Mapping[str, Profile]  # name -> Profile; QUICK is required, FULL is the usual default
+    profiles: Mapping[str, Profile]  # name -> Profile; QUICK is required; FULL (GPU) and CPU are the usual defaults
     default_profile: str = FULL
     generate: Callable | None = None
     add_generate_args: Callable | None = None

@@ -10,7 +10,7 @@ A task writes
 and `exoml run TASK --help` lists `--epochs`, `--optimizer`, ... Help text comes from
 `field(metadata={"help": ...})` when given, else from the field's trailing comment, and ends
 with the value the setting will really take: the default profile's value where the profile sets
-it, else the field's default, then the other profiles' values (`(default: 15; profile fast: 2,
+it, else the field's default, then the other profiles' values (`(default: 15; profile cpu: 2,
 quick: 1)`).
 
 A profile is a named set of settings (`--profile NAME`; `--quick` is short for `--profile quick`).

@@ -77,7 +77,7 @@ class Config(Common):
                 "confidence meaningless)", "min": 0, "max": 1})
     judge_epochs: float = 2.0   # epochs of the judge trained on the fly
     judge_profile: str = field(default="full", metadata={
-        "help": "mnist task profile of that judge", "choices": ["full", "fast"]})
+        "help": "mnist task profile of that judge", "choices": ["full", "cpu"]})
     judge_n_train: int = 0      # training digits for that judge (0 = all)
 
 
@@ -85,8 +85,9 @@ class Config(Common):
 # digit-like shapes in a few minutes on 2 cores; the judge is the mnist task's `fast` network.
 PROFILES = {
     "full": Profile({}, "15 epochs on all 60,000 digits, judged by the project's MNIST CNN"),
+    "cpu": Profile({}, "the full recipe (about an hour on a 2-core CPU)"),
     "quick": Profile(dict(width=16, depth=0, batch_size=64, lr_g=1e-3, lr_d=1e-3, ema=0.99, lr_decay=0.0, epochs=8, n_train=6400,
-             n_eval=5000, judge_profile="fast", judge_n_train=20000, judge_epochs=2.0),
+             n_eval=5000, judge_profile="cpu", judge_n_train=20000, judge_epochs=2.0),
                      "seconds: a smoke test of the pipeline"),
 }
 

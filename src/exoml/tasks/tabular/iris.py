@@ -49,6 +49,7 @@ class Config(Common):
 
 PROFILES = {
     "full": Profile({}, "elbow and silhouette curves for k = 1..10"),
+    "cpu": Profile({}, "the full study: seconds on a CPU"),
     "quick": Profile(dict(k_max=6),
                      "seconds: a smoke test of the pipeline"),
 }

@@ -86,6 +86,7 @@ class Config(Common):
 
 PROFILES = {
     "full": Profile({}, "protocols A (5 seeds) and B on all rows"),
+    "cpu": Profile({}, "the full study: minutes on a CPU"),
     "quick": Profile(dict(seeds=2, epochs=3, epochs_a=[3], batch_size=256, train_subset=20000, test_subset=20000, if_trees=30,
              ocsvm_components=30),
                      "seconds: a smoke test of the pipeline"),

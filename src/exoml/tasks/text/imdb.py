@@ -70,6 +70,8 @@ class Config(Common):
 
 PROFILES = {
     "full": Profile({}, "the BiLSTM recipe on all 25,000 training reviews"),
+    "cpu": Profile(dict(max_len=200, embed_dim=64, hidden=64, layers=1, epochs=3),
+                   "a one-layer BiLSTM over the last 200 tokens of each review, 3 epochs: a CPU-sized recipe"),
     "quick": Profile(dict(train_limit=2000, test_limit=1000, vocab_size=5000, max_len=100, embed_dim=32, hidden=32,
              layers=1, epochs=3, lr=5e-3),
                      "seconds: a smoke test of the pipeline"),

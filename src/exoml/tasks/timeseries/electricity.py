@@ -83,6 +83,8 @@ class Config(Common):
 
 PROFILES = {
     "full": Profile({}, "protocols H (hourly LSTM) and D (daily, 5-model ensemble) on all data"),
+    "cpu": Profile(dict(train_stride_h=3, layers=1, epochs=15, patience=4),
+                   "protocol H on every third training window with a one-layer LSTM, up to 15 epochs"),
     "quick": Profile(dict(train_start="2009-09-01", val_weeks=4, train_stride_h=4, hidden=16, layers=1, epochs=2,
              daily_hidden=16, daily_epochs=5, daily_ensemble=1),
                      "seconds: a smoke test of the pipeline"),

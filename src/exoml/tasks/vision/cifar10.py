@@ -63,6 +63,7 @@ class Config(vision.ImageCommon):
 
 PROFILES = {
     "full": Profile({}, "the airbench-style speed recipe (aimed at 94% test accuracy with --val-size 0)"),
+    "cpu": Profile({}, "the full recipe: the speed recipe is a CPU recipe too"),
     "quick": Profile(dict(widths=[16, 32, 32], epochs=2, batch_size=100, train_subset=500, val_size=100,
                           test_subset=200, tta="flip"), "seconds: a smoke test of the pipeline"),
 }

@@ -12,7 +12,7 @@ Profiles (`--profile`): `full` (default, 200 epochs with CutMix; aimed at >= 80%
 and `fast` (30 epochs without CutMix; aimed at >= 75%); measured results are in BENCHMARKS.md.
 
     exoml run cifar100                      # full recipe (a GPU job)
-    exoml run cifar100 --profile fast
+    exoml run cifar100 --profile cpu
     exoml predict cifar100 photo.jpg        # any image: made RGB and resized to 32x32
 """
 from __future__ import annotations
@@ -59,11 +59,11 @@ class Config(vision.ImageCommon):
 
 
 # The full recipe is the Config's defaults; the others change some of them.
-FAST = dict(epochs=30, warmup=0.15, cutmix=0.0)
+CPU = dict(epochs=30, warmup=0.15, cutmix=0.0)
 PROFILES = {
     "full": Profile({}, "200 epochs with CutMix (aimed at 80% test accuracy; not measured)"),
-    "fast": Profile(FAST, "30 epochs without CutMix (aimed at 75%; not measured)"),
-    "quick": Profile({**FAST, **dict(width=8, blocks=[1, 1, 1, 1], epochs=1, batch_size=50, train_subset=300,
+    "cpu": Profile(CPU, "30 epochs without CutMix (aimed at 75%; not measured)"),
+    "quick": Profile({**CPU, **dict(width=8, blocks=[1, 1, 1, 1], epochs=1, batch_size=50, train_subset=300,
                                      val_size=100, test_subset=200)}, "seconds: a smoke test of the pipeline"),
 }
 

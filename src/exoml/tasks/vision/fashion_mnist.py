@@ -13,7 +13,7 @@ translation-equivariant, so shifted garments are a harder task, not a free regul
 Measured results: BENCHMARKS.md.
 
     exoml run fashion-mnist                    # full recipe
-    exoml run fashion-mnist --profile fast     # the short CPU recipe
+    exoml run fashion-mnist --profile cpu     # the short CPU recipe
     exoml predict fashion-mnist shirt.jpg      # any PNG/JPEG/WebP; a light background is inverted
 """
 from __future__ import annotations
@@ -57,11 +57,11 @@ class Config(vision.ImageCommon):
 
 
 # The full recipe is the Config's defaults (chosen on validation, BENCHMARKS.md); the others change some.
-FAST = dict(hidden=[512, 256], epochs=10)
+CPU = dict(hidden=[512, 256], epochs=10)
 PROFILES = {
     "full": Profile({}, "the accurate recipe (aimed at >= 91.0% test accuracy)"),
-    "fast": Profile(FAST, "the 2-minute CPU recipe (aimed at >= 89%)"),
-    "quick": Profile({**FAST, **dict(hidden=[64, 32], epochs=1, train_subset=600, val_size=100, test_subset=500,
+    "cpu": Profile(CPU, "the 2-minute CPU recipe (aimed at >= 89%)"),
+    "quick": Profile({**CPU, **dict(hidden=[64, 32], epochs=1, train_subset=600, val_size=100, test_subset=500,
                                      batch_size=64)}, "seconds: a smoke test of the pipeline"),
 }
 

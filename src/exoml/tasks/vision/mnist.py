@@ -9,7 +9,7 @@ Profiles (`--profile`): `full` (default; aimed at >= 99.6% test accuracy) and `f
 >= 99.0% within 2 minutes on a 2-core CPU); measured results are in BENCHMARKS.md.
 
     exoml run mnist                      # full recipe
-    exoml run mnist --profile fast       # the short CPU recipe
+    exoml run mnist --profile cpu       # the short CPU recipe
     exoml predict mnist digit.png        # any PNG/JPEG/WebP; dark-on-white digits are inverted
 
 For other tasks (the GAN's classifier score): `build_model(cfg)` returns the network; it takes
@@ -62,11 +62,11 @@ class Config(vision.ImageCommon):
 
 
 # The full recipe is the Config's defaults; the others change some of them.
-FAST = dict(width=16, convs=1, hidden=128, epochs=2, rotate=0.0, zoom=0.0, shift=0.07)
+CPU = dict(width=16, convs=1, hidden=128, epochs=2, rotate=0.0, zoom=0.0, shift=0.07)
 PROFILES = {
     "full": Profile({}, "the accurate recipe (aimed at >= 99.6% test accuracy)"),
-    "fast": Profile(FAST, "the 2-minute CPU recipe (aimed at >= 99.0%)"),
-    "quick": Profile({**FAST, **dict(width=8, hidden=32, epochs=1, train_subset=600, val_size=100, test_subset=500,
+    "cpu": Profile(CPU, "the 2-minute CPU recipe (aimed at >= 99.0%)"),
+    "quick": Profile({**CPU, **dict(width=8, hidden=32, epochs=1, train_subset=600, val_size=100, test_subset=500,
                                      batch_size=64)}, "seconds: a smoke test of the pipeline"),
 }
 
