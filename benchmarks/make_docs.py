@@ -28,7 +28,7 @@ EXTRA: dict[str, list[tuple[str, str, str]]] = {
     "iris": [("accuracy", "matched accuracy", "pct2")],
     "kddcup": [("B_f1", "protocol B F1", "f4")],
     "gan": [("confident_share", "judged with confidence ≥ 0.9", "pct1"), ("class_share_min", "rarest digit", "pct1"),
-            ("class_share_max", "commonest digit", "pct1")],
+            ("class_share_max", "commonest digit", "pct1"), ("inception_score", "Inception-style score (judge)", "f2")],
     "electricity": [("D_test_rmse_kw", "protocol D weekly RMSE (kW)", "f1")],
 }
 TIME_KEYS = (("time_to_result_s", "training + test evaluation"), ("train_time_s", "training"),

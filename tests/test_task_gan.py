@@ -71,6 +71,21 @@ def test_fid_of_a_set_with_itself_is_zero_and_of_different_sets_large():
     assert fid.fid(a[:, :4], c[:, :4]) == pytest.approx(ref, rel=1e-6)
 
 
+def test_inception_score_is_the_number_of_classes_used_confidently_and_evenly():
+    eye = np.eye(10)
+    assert fid.inception_score(np.repeat(eye, 5, axis=0)) == pytest.approx(10.0)  # confident, all ten classes
+    assert fid.inception_score(np.repeat(eye[:4], 5, axis=0)) == pytest.approx(4.0)  # confident, four classes
+    assert fid.inception_score(np.full((50, 10), 0.1)) == pytest.approx(1.0)  # never sure
+    assert fid.inception_score(np.repeat(eye[:1], 50, axis=0)) == pytest.approx(1.0)  # mode collapse
+    # agrees with the definition written out with scipy's KL divergence
+    from scipy.stats import entropy
+    p = np.random.default_rng(0).dirichlet(np.full(10, 0.3), size=200)
+    ref = np.exp(np.mean([entropy(row, p.mean(0)) for row in p]))
+    assert fid.inception_score(p) == pytest.approx(ref, rel=1e-9)
+    assert fid.inception_score(p, splits=4) == pytest.approx(
+        np.mean([fid.inception_score(part) for part in np.array_split(p, 4)]))
+
+
 def test_gan_trains_measures_and_generates(tmp_path, capsys):
     out, path = _gan_run(tmp_path)
     assert json.loads((path / "status.json").read_text())["status"] == "complete"
@@ -88,6 +103,12 @@ def test_gan_trains_measures_and_generates(tmp_path, capsys):
     with np.load(path / "predictions.npz") as p:
         assert p["generated"].shape == (100, 28, 28) and p["generated"].dtype == np.uint8
         assert np.allclose(p["judge_probs"].sum(1), 1, atol=1e-4)
+    with np.load(path / "judge_outputs.npz") as j:  # the judge's view: the scores recompute from it
+        assert j["generated_probs"].shape == (100, 10) and j["test_features"].shape[0] == m["n_reference"]
+        assert fid.inception_score(j["generated_probs"]) == pytest.approx(m["inception_score"], rel=1e-5)
+        assert fid.fid(j["generated_features"], j["test_features"]) == pytest.approx(m["fid"], rel=1e-3)
+        assert float((j["test_probs"].argmax(1) == j["test_labels"]).mean()) == pytest.approx(m["judge_test_accuracy"])
+    assert 1 <= m["inception_score"] <= 10 and 1 <= m["inception_score_real_test"] <= 10
 
     capsys.readouterr()
     assert main(["generate", "gan", "--n", "20", "--out", str(out)]) == 0

@@ -45,6 +45,22 @@ def fid(features_a, features_b) -> float:
     return frechet_distance(*statistics(features_a), *statistics(features_b))
 
 
+def inception_score(probs, splits: int = 1) -> float:
+    """exp(E_x KL(p(y|x) || p(y))), p(y) the mean of the per-sample class probabilities (Salimans
+    et al. 2016, here with the MNIST judge instead of Inception-v3). It is high (at most the number
+    of classes) when each sample is classified confidently and the classes are used evenly. With
+    `splits` > 1: the mean over that many equal parts, as the original reports it."""
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 2 or len(p) < splits:
+        raise ValueError(f"need class probabilities shaped (N, C) with N >= {splits}, got {p.shape}")
+    scores = []
+    for part in np.array_split(p, splits):
+        marginal = part.mean(axis=0, keepdims=True)
+        kl = (part * (np.log(np.clip(part, 1e-12, None)) - np.log(np.clip(marginal, 1e-12, None)))).sum(axis=1)
+        scores.append(float(np.exp(kl.mean())))
+    return float(np.mean(scores))
+
+
 @torch.no_grad()
 def judge_outputs(model, images: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """(penultimate features (N, D), class probabilities (N, C)) of uint8 images (N, 28, 28) for a

@@ -182,6 +182,7 @@ def run(cfg: Config, run: Run) -> tuple[dict, str]:
     metrics = {"fid": fid.fid(f_gen, f_test), "fid_floor_train_vs_test": fid.fid(f_train, f_test),
                "confident_share": float((conf >= 0.9).mean()),
                "confident_share_real_test": float((p_test.max(1) >= 0.9).mean()),
+               "inception_score": fid.inception_score(p_gen), "inception_score_real_test": fid.inception_score(p_test),
                "class_share_min": float(share.min()), "class_share_max": float(share.max()),
                "judge_test_accuracy": float((p_test.argmax(1) == mnist.y_test[:n_ref]).mean()),
                "n_generated": n_eval, "n_reference": n_ref, "train_s": round(train_s, 1),
@@ -194,6 +195,11 @@ def run(cfg: Config, run: Run) -> tuple[dict, str]:
     run.save_arrays("predictions.npz", generated=fakes, judge_probs=p_gen.astype(np.float32),
                     requested=labels.cpu().numpy() if labels is not None else np.full(n_eval, -1),
                     test_indices=np.arange(n_ref), train_indices=train_ref)
+    # what the judge saw, so every figure above can be recomputed without the judge network
+    run.save_arrays("judge_outputs.npz", generated_features=f_gen.astype(np.float32),
+                    generated_probs=p_gen.astype(np.float32), test_features=f_test.astype(np.float32),
+                    test_probs=p_test.astype(np.float32), train_features=f_train.astype(np.float32),
+                    test_labels=mnist.y_test[:n_ref], train_indices=train_ref)
 
     # ---- show
     run.save_figure(progression_figure(frames), "progression.png")

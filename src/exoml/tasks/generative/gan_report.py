@@ -119,7 +119,11 @@ def write_up(cfg, metrics: dict, G, D, n: int, epochs: int, steps: int, share: n
          f"({m['n_reference']:,} training vs the same test digits). Confidence >= 0.9 for {m['confident_share']:.1%} "
          f"of generated digits (target >= 85%; real test digits: {m['confident_share_real_test']:.1%}). Share per "
          f"digit (target 7%-13% each):\n\n" + report.md_table([{str(d): f"{s:.1%}" for d, s in enumerate(share)}])
-         + f"\n\n{img('judge.png')}")]
+         + f"\n\nInception-style score with the judge (exp of the mean KL divergence between each digit's class "
+         f"probabilities and their average; 10 at most): {m['inception_score']:.2f} for the generated digits, "
+         f"{m['inception_score_real_test']:.2f} for the real test digits. The judge's features and probabilities "
+         f"for the generated, test and training digits are in judge_outputs.npz: every figure here can be "
+         f"recomputed from them.\n\n{img('judge.png')}")]
     decay = f", both lrs falling linearly to 0 over the last {cfg.lr_decay:.0%} of the steps" if cfg.lr_decay else ''
     intro = (f"A {'class-conditional ' if cfg.conditional else ''}DCGAN (width {cfg.width}, depth {cfg.depth}, z of "
              f"{cfg.z_dim}) trained {epochs} epoch(s) on {n:,} MNIST training digits: {cfg.loss} loss, {cfg.optimizer} "
