@@ -186,6 +186,20 @@ def test_failed_verification_leaves_no_good_export(trained, monkeypatch, capsys)
     assert json.loads((run / "export" / "verification.failed.json").read_text())["passed"] is False
 
 
+def test_a_batch_size_fixed_by_the_trace_fails_the_verification(trained, monkeypatch, capsys):
+    """Without dynamic axes the file only takes the traced example's batch size: the verification
+    (batches of another size) must catch it and keep nothing."""
+    import dataclasses
+    import exoml.export as ex
+    run, _ = trained("mnist")
+    real = ex._to_onnx
+    monkeypatch.setattr(ex, "_to_onnx", lambda spec, *a: real(dataclasses.replace(spec, dynamic_axes={}), *a))
+    capsys.readouterr()
+    assert main(["export", "mnist", "--run", str(run)]) == 1
+    _one_line_error(capsys, "ONNX Runtime cannot run the exported model", "nothing exported")
+    assert not (run / "export" / "model.onnx").exists() and not (run / "export" / "verification.json").exists()
+
+
 def test_missing_onnxruntime_says_how_to_install(trained, monkeypatch, capsys):
     import sys
     run, _ = trained("mnist")

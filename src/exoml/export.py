@@ -18,6 +18,7 @@ import io
 import json
 import time
 import warnings
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -64,7 +65,11 @@ def export(task_name: str, run: Path | None = None, out: str | Path = "runs",
     spec = task.export(run_dir, info)
     print(f"[{task.name}] exporting {run_dir}; verifying on {spec.evaluated}", flush=True)
     model_bytes = _to_onnx(spec, onnx, _metadata(task, run_dir, info, spec))
-    record = verify(spec, model_bytes, ort)
+    try:
+        record = verify(spec, model_bytes, ort)
+    except VerificationFailed:
+        _discard(run_dir / "export", spec)
+        raise
     record.update(task=task.name, run=run_dir.name, format="onnx", opset=OPSET,
                   exported=datetime.now().isoformat(timespec="seconds"))
     _write(run_dir / "export", spec, model_bytes, record)
@@ -94,23 +99,34 @@ def _to_onnx(spec, onnx, metadata: dict[str, str]) -> bytes:
     """The module traced into ONNX (TorchScript exporter), metadata added, checked by onnx.checker."""
     import torch
     buf = io.BytesIO()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _one_line("the ONNX exporter"):
         # The TorchScript exporter announces its successor (torch.export-based, which needs onnxscript
-        # and is 10-20x slower on these RNNs); the tracer's notes are about Python values
-        # (shapes of fixed axes) that are constants of the model. Both are checked below by running
-        # the file at other batch sizes and sequence lengths than the traced ones.
+        # and is 10-20x slower on these RNNs); the tracer's notes are about Python values (sizes of
+        # fixed axes) that it keeps as constants. verify() runs the file on the evaluation batches,
+        # whose sizes (and imdb's lengths) differ from the traced example's.
         warnings.simplefilter("ignore")
         with torch.no_grad():
             torch.onnx.export(spec.module, tuple(spec.inputs), buf, dynamo=False, opset_version=OPSET,
                               input_names=list(spec.input_names), output_names=list(spec.output_names),
                               dynamic_axes={k: dict(v) for k, v in spec.dynamic_axes.items()})
-    model = onnx.load_from_string(buf.getvalue())
-    for k, v in metadata.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = k, v
-    model.producer_name = "exoml"
-    onnx.checker.check_model(model)
+    with _one_line("onnx", onnx.checker.ValidationError):
+        model = onnx.load_from_string(buf.getvalue())
+        for k, v in metadata.items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = k, v
+        model.producer_name = "exoml"
+        onnx.checker.check_model(model)
     return model.SerializeToString()
+
+
+@contextmanager
+def _one_line(who: str, *more: type):
+    """A model the exporter or the checker cannot handle is a one-line error naming the step, not a
+    traceback (the message is the library's own, cut to its first line)."""
+    try:
+        yield
+    except (RuntimeError, ValueError, TypeError, NotImplementedError, *more) as e:
+        raise ExomlError(f"{who} failed on this model: {_first_line(e)}") from None
 
 
 def verify(spec, model_bytes: bytes, ort) -> dict:
@@ -118,7 +134,10 @@ def verify(spec, model_bytes: bytes, ort) -> dict:
     import torch
     opts = ort.SessionOptions()
     opts.log_severity_level = 3  # warnings about unused initialisers etc. are not the user's business
-    session = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime's errors derive from Exception only
+        raise VerificationFailed(f"ONNX Runtime cannot load the exported model: {_first_line(e)}") from None
     n = same = within = 0
     max_abs, worst_excess = 0.0, 0.0
     batch_sizes: set[int] = set()
@@ -128,7 +147,11 @@ def verify(spec, model_bytes: bytes, ort) -> dict:
         with torch.no_grad():
             ref = spec.module(*(torch.from_numpy(a) for a in batch))
         ref = [t.numpy() for t in (ref if isinstance(ref, (tuple, list)) else (ref,))]
-        got = session.run(list(spec.output_names), dict(zip(spec.input_names, batch)))
+        try:
+            got = session.run(list(spec.output_names), dict(zip(spec.input_names, batch)))
+        except Exception as e:  # e.g. a shape the trace fixed that this batch does not have
+            raise VerificationFailed(f"ONNX Runtime cannot run the exported model on a batch of "
+                                     f"{spec.evaluated}: {_first_line(e)}; nothing exported") from None
         m = len(batch[0])
         batch_sizes.add(m)
         ok = np.ones(m, dtype=bool)
@@ -165,8 +188,7 @@ def _write(folder: Path, spec, model_bytes: bytes, record: dict) -> None:
     A failing one: verification.failed.json only, and no earlier model.onnx stays beside it."""
     from .toolkit.runs import atomic_write_bytes, write_json
     if not record["passed"]:
-        for name in ("verification.json", "model.onnx", *spec.sidecars):
-            (folder / name).unlink(missing_ok=True)
+        _discard(folder, spec)
         write_json(folder / "verification.failed.json", record)
         raise VerificationFailed(
             f"the ONNX model does not reproduce PyTorch on {record['items']} items: agreement "
@@ -181,9 +203,18 @@ def _write(folder: Path, spec, model_bytes: bytes, record: dict) -> None:
     write_json(folder / "verification.json", {**record, "files": ["model.onnx", *spec.sidecars]})
 
 
+def _discard(folder: Path, spec) -> None:
+    """Remove an earlier export of this run: it would look good next to a failed check."""
+    for name in ("verification.json", "model.onnx", *spec.sidecars):
+        (folder / name).unlink(missing_ok=True)
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+
+
 def summary(record: dict, folder: Path) -> str:
     size = (folder / "model.onnx").stat().st_size
     return (f"exported {folder / 'model.onnx'} ({size / 1e6:.2f} MB, onnx opset {OPSET})\n"
-            f"verified with onnxruntime {record['onnxruntime']} on {record['evaluated_on']} ({record['items']:,} "
-            f"items): agreement with PyTorch {record['agreement']:.2%}, max |diff| {record['max_abs_diff']:.2g} "
+            f"verified with onnxruntime {record['onnxruntime']} on {record['evaluated_on']}: agreement with PyTorch {record['agreement']:.2%}, max |diff| {record['max_abs_diff']:.2g} "
             f"(tolerance abs {ATOL:g} + rel {RTOL:g})\nverification: {folder / 'verification.json'}")
