@@ -2,6 +2,7 @@
 `corrected` records the run scored (its verdicts: score above the run's threshold)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,12 @@ def export_run(task: str, run_dir: Path, info: dict, batch_size: int = 8192) -> 
         "categories": prep["categories"],
         "output": f"score (N,): mean squared reconstruction error; score > threshold ({threshold!r}) flags an "
                   "anomaly (an attack); reconstruction (N, D)"}
+    try:  # the run's headline (protocol A) may be absent: name protocol B's own numbers too
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        metrics = {}
+    measured = {k: metrics[k] for k in ("B_autoencoder_precision", "B_autoencoder_recall", "B_autoencoder_f1",
+                                        "B_autoencoder_roc_auc", "B_autoencoder_false_alarm_rate") if k in metrics}
     n = len(x_test)
     where = "the official test file `corrected`" if n == len(ds.test) else "the run's random subset of `corrected`"
     return Export(
@@ -69,5 +76,5 @@ def export_run(task: str, run_dir: Path, info: dict, batch_size: int = 8192) -> 
         output_names=("score", "reconstruction"),
         dynamic_axes={"features": {0: "batch"}, "score": {0: "batch"}, "reconstruction": {0: "batch"}},
         metadata={"classes": ["normal", "anomaly"], "threshold": threshold, "fpr_target": m.get("fpr_target"),
-                  "preprocessing": preprocessing},
+                  "preprocessing": preprocessing, "protocol_b_test_metrics": measured},
         evaluation=batches, evaluated=f"{where} ({n:,} records)", decide=lambda score: score > threshold)

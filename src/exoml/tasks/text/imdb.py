@@ -85,7 +85,7 @@ class SentimentRNN(nn.Module):
         cell = {"lstm": nn.LSTM, "gru": nn.GRU}[rnn]
         dirs = 2 if bidirectional else 1
         self.pooling = pooling
-        self.trim = True  # drop all-padding columns first (speed); export turns it off (shapes fixed by data)
+        self.trim = True  # cut the all-padding tail first (speed); off for export: a trace would fix the length
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=text.PAD)
         sizes = [embed_dim] + [hidden * dirs] * (layers - 1)
         self.fwd = nn.ModuleList(cell(n, hidden, batch_first=True) for n in sizes)
