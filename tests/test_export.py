@@ -209,3 +209,32 @@ def test_missing_onnxruntime_says_how_to_install(trained, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     assert main(["export", "mnist", "--run", str(run)]) == 2
     _one_line_error(capsys, 'pip install "exoml[export]"')
+
+
+@pytest.mark.parametrize("rnn,pooling", [("lstm", "mean"), ("gru", "last"), ("gru", "max")])
+def test_imdb_rnn_variants_export_with_any_length(rnn, pooling):
+    """Every cell and pooling of the imdb model: with the padding cut off (trim, what PyTorch runs)
+    and without it (what is exported) the logits agree, and ONNX Runtime reproduces them on
+    batches of other sizes and lengths than the traced one."""
+    import torch
+    import exoml.export as ex
+    from exoml.tasks.contract import Export
+    from exoml.tasks.text.imdb import SentimentRNN
+    torch.manual_seed(0)
+    model = SentimentRNN(60, 8, 6, layers=2, rnn=rnn, pooling=pooling, dropout=0.0).eval()
+    rng = np.random.default_rng(0)
+    batches = []
+    for n, t in ((1, 4), (7, 13), (5, 30)):
+        ids = rng.integers(2, 60, size=(n, t))
+        ids[0, max(1, t // 2):] = 0  # one review shorter than the batch's longest
+        batches.append((ids.astype(np.int64),))
+    trimmed = [model(torch.from_numpy(b[0])) for b in batches]
+    model.trim = False
+    with torch.no_grad():
+        for b, ref in zip(batches, trimmed):
+            assert torch.allclose(model(torch.from_numpy(b[0])), ref, atol=1e-6)
+    spec = Export(module=model, inputs=(torch.tensor([[5, 6, 7], [5, 0, 0]]),), input_names=("ids",),
+                  output_names=("logit",), dynamic_axes={"ids": {0: "batch", 1: "tokens"}, "logit": {0: "batch"}},
+                  metadata={}, evaluation=lambda: batches, evaluated="random reviews", decide=lambda z: z > 0)
+    record = ex.verify(spec, ex._to_onnx(spec, onnx, {"task": "imdb"}), ort)
+    assert record["passed"] and record["items"] == 13 and record["batch_sizes"] == [1, 5, 7]

@@ -118,7 +118,7 @@ class SentimentRNN(nn.Module):
             z = (h * mask[:, :, None]).sum(1) / lens[:, None]
         else:  # last: forward state after the last token, backward state after the first
             hid = self.fwd[0].hidden_size
-            z = h[torch.arange(len(x)), lens - 1, :hid]
+            z = h[torch.arange(x.shape[0], device=x.device), lens - 1, :hid]  # shape[0]: traced as the batch size
             if self.bwd is not None:
                 z = torch.cat([z, h[:, 0, hid:]], -1)
         return self.head(z).squeeze(-1)                     # one logit per review
