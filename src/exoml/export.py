@@ -89,7 +89,7 @@ def _metadata(task, run_dir: Path, info: dict, spec) -> dict[str, str]:
             "headline_metric": task.headline.key, "headline_label": task.headline.label,
             "headline_value": "" if headline is None else repr(headline),
             "inputs": ", ".join(spec.input_names), "outputs": ", ".join(spec.output_names),
-            "precision": "float32 (a model trained under bf16 autocast keeps float32 weights and is exported in float32)"}
+            "precision": "float32 (a model trained under bf16 autocast keeps float32 weights: exported in float32)"}
     for k, v in spec.metadata.items():
         meta[k] = v if isinstance(v, str) else json.dumps(v)
     return meta
@@ -216,5 +216,6 @@ def _first_line(e: BaseException) -> str:
 def summary(record: dict, folder: Path) -> str:
     size = (folder / "model.onnx").stat().st_size
     return (f"exported {folder / 'model.onnx'} ({size / 1e6:.2f} MB, onnx opset {OPSET})\n"
-            f"verified with onnxruntime {record['onnxruntime']} on {record['evaluated_on']}: agreement with PyTorch {record['agreement']:.2%}, max |diff| {record['max_abs_diff']:.2g} "
+            f"verified with onnxruntime {record['onnxruntime']} on {record['evaluated_on']}: agreement with "
+            f"PyTorch {record['agreement']:.2%}, max |diff| {record['max_abs_diff']:.2g} "
             f"(tolerance abs {ATOL:g} + rel {RTOL:g})\nverification: {folder / 'verification.json'}")

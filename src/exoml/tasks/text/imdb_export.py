@@ -43,18 +43,20 @@ def export_run(task: str, build_model, dataset: str, run_dir: Path, info: dict, 
             rows = x_test[order[i:i + batch_size]]
             yield (np.ascontiguousarray(rows[:, :max(1, int(lens[order[i:i + batch_size]].max()))]),)
 
-    preprocessing = {"input": "int64 ids (N, T): N reviews, each tokenised as below, right-padded to a common length",
-                 "vocabulary_file": "vocab.json (word of id i at position i)", "vocabulary_words": len(words[:c["vocab_size"]]),
-                 "pad_id": text.PAD, "unknown_id": text.UNK,
-                 "clean": "replace <br /> and any other <...> tag by a space",
-                 "lowercase": c["lowercase"], "token_pattern": text.token_pattern(c["punctuation"]),
-                 "tokens": "re.findall(token_pattern, cleaned text): words (with one inner apostrophe) and the "
-                           f"punctuation marks {c['punctuation']!r}",
-                 "ids": "position in the vocabulary; a word outside it is unknown_id",
-                 "max_len": c["max_len"], "truncation": "a longer review keeps its last max_len tokens",
-                 "padding": "right-padded with pad_id to the longest review of the batch"}
+    preprocessing = {
+        "input": "int64 ids (N, T): N reviews, each tokenised as below, right-padded to a common length",
+        "vocabulary_file": "vocab.json (word of id i at position i)",
+        "vocabulary_words": len(words[:c["vocab_size"]]), "pad_id": text.PAD, "unknown_id": text.UNK,
+        "clean": "replace <br /> and any other <...> tag by a space", "lowercase": c["lowercase"],
+        "token_pattern": text.token_pattern(c["punctuation"]),
+        "tokens": "re.findall(token_pattern, cleaned (and lowercased) text): words, with one inner apostrophe, "
+                  f"and the punctuation marks {c['punctuation']!r}",
+        "ids": "position in the vocabulary; a word outside it is unknown_id",
+        "max_len": c["max_len"], "truncation": "a longer review keeps its last max_len tokens",
+        "padding": "right-padded with pad_id to the longest review of the batch"}
     n = len(index)
-    where = ("the official test split" if n == len(ds.test) else "the run's stratified subset of the official test split")
+    where = ("the official test split" if n == len(ds.test)
+             else "the run's stratified subset of the official test split")
     return Export(
         module=model, inputs=(torch.tensor([[5, 6, 7, 8, 9], [5, 6, 7, 0, 0]]),), input_names=("ids",),
         output_names=("logit",), dynamic_axes={"ids": {0: "batch", 1: "tokens"}, "logit": {0: "batch"}},
