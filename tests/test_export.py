@@ -153,7 +153,7 @@ def _one_line_error(capsys, *words):
         assert w in err, err
 
 
-def test_refusals(trained, tmp_path, capsys):
+def test_refusals(trained, tmp_path, monkeypatch, capsys):
     run, runs = trained("mnist")
     assert main(["export", "boston", "--out", str(runs)]) == 2
     _one_line_error(capsys, "no torch model", "mnist")
@@ -175,6 +175,13 @@ def test_refusals(trained, tmp_path, capsys):
         assert main(["export", "mnist", "--run", str(other)]) == 2
         _one_line_error(capsys, "did not complete" if status == "running" else "no model.safetensors")
         assert not (other / "export").exists()
+
+    # data imported again with another test split: the run's evaluation inputs are gone
+    monkeypatch.setenv("EXOML_DATA", str(tmp_path / "other-data"))
+    data._loaded.clear()
+    data.import_("mnist", write_mnist(tmp_path / "raw", n_train=40, n_test=20), subset=True)
+    assert main(["export", "mnist", "--run", str(run)]) == 2
+    _one_line_error(capsys, "not the one", "import that data again")
 
 
 def test_failed_verification_leaves_no_good_export(trained, monkeypatch, capsys):

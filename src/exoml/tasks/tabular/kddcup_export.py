@@ -47,6 +47,14 @@ def export_run(task: str, run_dir: Path, info: dict, batch_size: int = 8192) -> 
     prep = m["prep"]
     x_test = features(prep, *encode(te, prep["numeric"]))
     threshold = float(m["threshold"])
+    try:
+        with np.load(run_dir / "predictions.npz", allow_pickle=False) as p:
+            scored = len(p["b_autoencoder"])
+    except (OSError, ValueError, KeyError):
+        scored = None
+    if scored is not None and scored != len(x_test):
+        raise ExomlError(f"the imported kddcup data is not the one {run_dir} was scored on ({len(x_test):,} test "
+                         f"records now, {scored:,} then): import that data again to export this run")
 
     def batches():
         for i in range(0, len(x_test), batch_size):

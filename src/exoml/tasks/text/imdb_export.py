@@ -34,6 +34,9 @@ def export_run(task: str, build_model, dataset: str, run_dir: Path, info: dict, 
 
     ds = data.load(dataset)
     corpus = text.token_cache({"train": ds.train, "test": ds.test}, c["lowercase"], c["punctuation"])
+    if len(index) and index.max() >= len(ds.test):
+        raise ExomlError(f"the imported imdb data is not the one {run_dir} was scored on (it has {len(ds.test):,} "
+                         "test reviews): import that data again to export this run")
     x_test = text.pad(corpus["test_ids"], corpus["test_offsets"], c["max_len"], c["vocab_size"])[index]
     lens = (x_test != text.PAD).sum(1)
     order = np.argsort(lens, kind="stable")

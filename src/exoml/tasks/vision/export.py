@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...errors import ExomlError
 from ..contract import Export
 from .common import config_from_run, nchw, split
 
@@ -30,6 +31,13 @@ def image_classifier(mod, task: str, run_dir: Path, info: dict, mode: str, batch
     ds = data.load(mod.TASK.dataset)
     classes = json.loads(meta.get("classes", "null") or "null") or list(ds.classes)
     x_test = split(ds, cfg)["x_test"]  # the test images the run scored (all, or its fixed subset)
+    try:
+        scored = json.loads((run_dir / "metrics.json").read_text()).get("n_test")
+    except (OSError, ValueError):
+        scored = None
+    if scored is not None and scored != len(x_test):
+        raise ExomlError(f"the imported {mod.TASK.dataset} data is not the one {run_dir} was scored on "
+                         f"({len(x_test):,} test images now, {scored:,} then): import that data again to export it")
     c, h, w = nchw(x_test[:1]).shape[1:]
     mean = model.norm.mean.flatten().tolist()
     std = model.norm.std.flatten().tolist()
