@@ -49,7 +49,7 @@ def _import(task: str, raw: Path) -> list[str]:
         data.import_("electricity", [write_power(raw, power_text_lines())], subset=True)
         return ["--quick", "--protocols", "H", "--epochs", "1", *electricity_flags()[:4]]
     data.import_("kddcup", write_kddcup(raw, n_train=160, n_test=80), subset=True)
-    return ["--quick", "--protocols", "B", "--threads", "1", "--scalers-b", "standard"]
+    return ["--quick", "--protocols", "B", "--threads", "1", "--scalers-b", "standard", "--ocsvm-components", "8"]
 
 
 _RUNS: dict[str, tuple[Path, Path]] = {}
