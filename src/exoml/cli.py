@@ -8,6 +8,7 @@
     exoml compare TASK --optimizer adam sgd     variants side by side (table + learning curves)
     exoml report [--runs DIR]                   one HTML page over the latest run of every task
     exoml generate gan [--digit D] [--n N]      new samples from a trained generative run
+    exoml export TASK [--run DIR] --format onnx a trained torch model as ONNX, verified (RUN/export/)
     exoml data list|fetch|import|verify         datasets
 
 Errors the user can act on print as one line on stderr (exit 2); an interrupted run exits 130.
@@ -105,6 +106,19 @@ def cmd_generate(args) -> int:
     parser.add_argument("--out", default="runs", help="runs folder searched for the latest run")
     task.add_generate_args(parser)
     return task.generate(parser.parse_args(args.rest)) or 0
+
+
+# ------------------------------------------------------------------ export --------
+
+def cmd_export(args) -> int:
+    from .export import VerificationFailed, export, summary
+    try:
+        record, folder = export(args.task, args.run, args.out, args.format)
+    except VerificationFailed as e:  # the model was exported but does not match: not a usage error
+        print(f"exoml: error: {e}", file=sys.stderr)
+        return 1
+    print(summary(record, folder))
+    return 0
 
 
 # ------------------------------------------------------------------ data ----------
@@ -216,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("task")
     g.add_argument("rest", nargs=argparse.REMAINDER)
     g.set_defaults(func=cmd_generate)
+    e = sub.add_parser("export", help="a trained torch model as ONNX, verified against PyTorch (RUN/export/)")
+    e.add_argument("task", help="the task (one with a torch model; any other is told which tasks have one)")
+    e.add_argument("--run", type=Path, help="run folder to export (default: the latest complete run)")
+    e.add_argument("--out", default="runs", help="runs folder searched for the latest run")
+    e.add_argument("--format", default="onnx", help="export format: onnx (the default)")
+    e.set_defaults(func=cmd_export)
     d = sub.add_parser("data", help="datasets: list, fetch, import, verify")
     dsub = d.add_subparsers(dest="action", required=True)
     dsub.add_parser("list", help="datasets, sources and cache state")

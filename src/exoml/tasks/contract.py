@@ -58,6 +58,34 @@ class Tuning:
     space: Mapping[str, Mapping] | None = None
 
 
+@dataclass(frozen=True)
+class Export:
+    """What `exoml export` needs of one trained run (a task's `export(run_dir, info)` hook builds it):
+    the network and how to call it, what a user of the exported file must know, and the inputs it
+    is verified on. exoml.export turns it into ONNX and checks ONNX Runtime against PyTorch.
+
+    module: the trained torch module (float32, CPU, eval mode) exactly as exported;
+    inputs: example input tensors (a small batch) for tracing; input_names / output_names name them;
+    dynamic_axes: {name: {axis: label}} for every input and output axis that may vary (batch, ...);
+    metadata: what the file's metadata_props say on top of the run (classes, preprocessing, ...),
+    each value a string or anything JSON can write;
+    evaluation: a function returning the run's evaluation inputs (e.g. the official test split) as
+    batches, each a tuple of numpy arrays (one per input); `evaluated` says what they are;
+    decide: the prediction per item from the first output (e.g. argmax), compared between PyTorch
+    and ONNX Runtime; None: an item agrees when all its outputs are within the tolerance;
+    sidecars: {file name: JSON-able} written next to the model (e.g. the vocabulary)."""
+    module: Any
+    inputs: tuple
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    dynamic_axes: Mapping[str, Mapping[int, str]]
+    metadata: Mapping[str, Any]
+    evaluation: Callable[[], Any]
+    evaluated: str
+    decide: Callable | None = None
+    sidecars: Mapping[str, Any] = field(default_factory=dict)
+
+
 QUICK = "quick"  # the profile every task has: `--quick` is short for `--profile quick`
 CPU = "cpu"      # the best honest result in a laptop's budget: the default where no CUDA GPU is found
 FULL = "full"    # the task's full recipe: the default profile (on a GPU) unless the task names another
@@ -68,7 +96,8 @@ class Task:
     """One exercise, end to end. Required: what it is (name, exercise, dataset, model), how it is
     judged (headline, reference), its settings (config, profiles) and what it does (run, predict).
     Optional hooks: generate (new samples from a run), tuning (what `exoml tune` optimises; None:
-    the task cannot be tuned, and `tune_note` says why), distributed (trains data-parallel under torchrun).
+    the task cannot be tuned, and `tune_note` says why), distributed (trains data-parallel under torchrun),
+    export (`exoml export`: export(run_dir, info) -> Export for a run folder and its config.json).
 
     run(cfg, run) -> (metrics, report_md): data -> model -> train -> evaluate -> figures, in the
     run folder `run` (toolkit.runs.Run); metrics must hold `headline.key`.
@@ -93,6 +122,7 @@ class Task:
     tuning: Tuning | None = None
     tune_note: str = ""
     distributed: bool = False
+    export: Callable | None = None
 
     def __post_init__(self):
         if self.default_profile not in self.profiles:

@@ -213,6 +213,12 @@ def run(cfg: Config, run: Run) -> tuple[dict, str]:
     return metrics, report.render("MNIST digits from a DCGAN", intro, cfg, metrics, sections)
 
 
+def export(run_dir, info):
+    """`exoml export gan`: the run's EMA generator and a fixed batch of noise (gan_export.py)."""
+    from .gan_export import export_run
+    return export_run(NAME, run_dir, info)
+
+
 # ---------------------------------------------------------------- generate ------------
 
 def add_generate_args(parser) -> None:
@@ -263,5 +269,5 @@ TASK = Task(
     headline=Headline("fid", "FID (judge's features)", higher_is_better=False),
     reference=Reference("DCGAN digits (no standard FID on MNIST)", None, "Radford et al., ICLR 2016"),
     config=Config, profiles=PROFILES, run=run, predict=None, add_predict_args=None,
-    generate=generate, add_generate_args=add_generate_args,
+    generate=generate, add_generate_args=add_generate_args, export=export,
     tune_note="a GAN has no validation metric per epoch; its judge scores the samples after training")

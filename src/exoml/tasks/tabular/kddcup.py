@@ -93,6 +93,22 @@ PROFILES = {
 }
 
 
+def subsets(tr: pd.DataFrame, te: pd.DataFrame, train_subset: int, test_subset: int, rng) -> tuple:
+    """The rows a run uses: a random `train_subset` of the 10% file, then a random `test_subset` of
+    `corrected` (0: all), drawn from rng in that order."""
+    if train_subset and train_subset < len(tr):
+        tr = tr.iloc[np.sort(rng.choice(len(tr), train_subset, replace=False))].reset_index(drop=True)
+    if test_subset and test_subset < len(te):
+        te = te.iloc[np.sort(rng.choice(len(te), test_subset, replace=False))].reset_index(drop=True)
+    return tr, te
+
+
+def export(run_dir, info):
+    """`exoml export kddcup`: protocol B's autoencoder and the test records it scored (kddcup_export.py)."""
+    from .kddcup_export import export_run
+    return export_run(NAME, run_dir, info)
+
+
 def run(cfg: Config, run) -> tuple[dict, str]:
     bad = sorted(set(cfg.protocols) - {"A", "B"})
     if bad or not cfg.protocols:
@@ -107,10 +123,7 @@ def _run(cfg: Config, run) -> tuple[dict, str]:
     ds = data.load(NAME)
     tr, te = ds.train, ds.test
     rng = np.random.default_rng(cfg.seed)
-    if cfg.train_subset and cfg.train_subset < len(tr):
-        tr = tr.iloc[np.sort(rng.choice(len(tr), cfg.train_subset, replace=False))].reset_index(drop=True)
-    if cfg.test_subset and cfg.test_subset < len(te):
-        te = te.iloc[np.sort(rng.choice(len(te), cfg.test_subset, replace=False))].reset_index(drop=True)
+    tr, te = subsets(tr, te, cfg.train_subset, cfg.test_subset, rng)
     numeric = [c for c in ds.feature_names if c not in ONE_HOT]
     types = {**TEST_ONLY_TYPES, **ds.attack_types, "normal": "normal"}
     lab_tr, lab_te = tr["label"].astype(str).to_numpy(), te["label"].astype(str).to_numpy()
@@ -256,5 +269,5 @@ TASK = Task(
     model="autoencoder (reconstruction error), Isolation Forest, one-class SVM",
     headline=Headline("A_f1", "F1 of the autoencoder, protocol A"),
     reference=Reference("precision 0.930, recall 0.944, F1 0.937 (DAGMM)", 0.937, "Zong et al., ICLR 2018"),
-    config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
+    config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args, export=export,
     tune_note="its choices (scaler, epochs) are made per method by F1 on validation inside the run")

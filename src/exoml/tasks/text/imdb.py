@@ -87,6 +87,7 @@ class SentimentRNN(nn.Module):
         cell = {"lstm": nn.LSTM, "gru": nn.GRU}[rnn]
         dirs = 2 if bidirectional else 1
         self.pooling = pooling
+        self.trim = True  # cut the all-padding tail first (speed); off for export: a trace would fix the length
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=text.PAD)
         sizes = [embed_dim] + [hidden * dirs] * (layers - 1)
         self.fwd = nn.ModuleList(cell(n, hidden, batch_first=True) for n in sizes)
@@ -96,7 +97,8 @@ class SentimentRNN(nn.Module):
 
     def forward(self, x):                                   # x: (B, T) ids, right-padded with PAD
         lens = (x != text.PAD).sum(1).clamp(min=1)
-        x = x[:, :int(lens.max())]                          # drop the all-padding tail of the batch
+        if self.trim:
+            x = x[:, :int(lens.max())]                      # drop the all-padding tail of the batch
         t = torch.arange(x.shape[1], device=x.device)
         mask = t[None, :] < lens[:, None]                   # (B, T) real tokens
         # Reverse each review within its own length (padding stays at the end), so the backward
@@ -118,7 +120,7 @@ class SentimentRNN(nn.Module):
             z = (h * mask[:, :, None]).sum(1) / lens[:, None]
         else:  # last: forward state after the last token, backward state after the first
             hid = self.fwd[0].hidden_size
-            z = h[torch.arange(len(x)), lens - 1, :hid]
+            z = h[torch.arange(x.shape[0], device=x.device), lens - 1, :hid]  # shape[0]: traced as the batch size
             if self.bwd is not None:
                 z = torch.cat([z, h[:, 0, hid:]], -1)
         return self.head(z).squeeze(-1)                     # one logit per review
@@ -127,6 +129,12 @@ class SentimentRNN(nn.Module):
 def build_model(c: dict, vocab_size: int) -> SentimentRNN:
     return SentimentRNN(vocab_size, c["embed_dim"], c["hidden"], c["layers"], c["rnn"], c["bidirectional"],
                         c["pooling"], c["dropout"])
+
+
+def export(run_dir, info):
+    """`exoml export imdb`: the run's RNN, its vocabulary and its test reviews (imdb_export.py)."""
+    from .imdb_export import export_run
+    return export_run(NAME, build_model, TASK.dataset, run_dir, info)
 
 
 def _stratified(y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -253,4 +261,4 @@ TASK = Task(
     reference=Reference("84.3% test accuracy (Keras bidirectional LSTM example); 88.9% (Maas et al. 2011)", 0.843,
                         "keras.io examples; ACL 2011"),
     config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
-    tuning=Tuning("val_accuracy"))
+    tuning=Tuning("val_accuracy"), export=export)

@@ -38,8 +38,12 @@ def tokenize(text: str, lowercase: bool = True, punctuation: str = "!?") -> list
     text = _TAG.sub(" ", _BR.sub(" ", text))
     if lowercase:
         text = text.lower()
-    pattern = _WORD + (f"|[{re.escape(punctuation)}]" if punctuation else "")
-    return re.findall(pattern, text)
+    return re.findall(token_pattern(punctuation), text)
+
+
+def token_pattern(punctuation: str = "!?") -> str:
+    """The regular expression whose matches are the tokens (what an exported model's users re-implement)."""
+    return _WORD + (f"|[{re.escape(punctuation)}]" if punctuation else "")
 
 
 def _cache_dir(settings: dict) -> Path:

@@ -115,6 +115,12 @@ def hourly_frame(frame: pd.DataFrame):
     return hours, imputed, feats
 
 
+def export(run_dir, info):
+    """`exoml export electricity`: protocol H's Forecaster and its test windows (electricity_export.py)."""
+    from .electricity_export import export_run
+    return export_run(NAME, Forecaster, hourly_frame, HORIZON_H, run_dir, info)
+
+
 # ------------------------------------------------------------------ run -----------
 
 def run(cfg: Config, run) -> tuple[dict, str]:
@@ -262,5 +268,5 @@ TASK = Task(
     headline=Headline("H_test_mse_kw2", "test MSE, protocol H (kW²)", higher_is_better=False),
     reference=Reference("weekly RMSE: naive 465 kW, LSTM 368-400 kW", None,
                         "Brownlee, multi-step LSTM forecasting of household power"),
-    config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
+    config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args, export=export,
     tune_note="its history mixes protocols H and D; tune protocol H with --protocols H --metric val_loss")

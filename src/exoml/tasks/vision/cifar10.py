@@ -128,6 +128,12 @@ def build_model(cfg: Config | None = None) -> Net:
     return Net(cfg.widths, cfg.bn_momentum)
 
 
+def export(run_dir, info):
+    """`exoml export cifar10`: the run's network and its test images (vision/export.py)."""
+    from .export import image_classifier
+    return image_classifier(sys.modules[__name__], NAME, run_dir, info, mode="photo")
+
+
 # ---------------------------------------------------------------- run -----------------
 
 def run(cfg: Config, run) -> tuple[dict, str]:
@@ -210,4 +216,4 @@ TASK = Task(
     reference=Reference("94.0% test accuracy in 3.3 s on one A100 (airbench94)", 0.94,
                         "Jordan, 94% on CIFAR-10 in 3.29 seconds, arXiv:2404.00498"),
     config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
-    tuning=Tuning("val_accuracy"), distributed=True)
+    tuning=Tuning("val_accuracy"), distributed=True, export=export)

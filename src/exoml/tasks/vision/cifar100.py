@@ -113,6 +113,12 @@ def build_model(cfg: Config | None = None) -> ResNet:
     return ResNet(cfg.width, cfg.blocks)
 
 
+def export(run_dir, info):
+    """`exoml export cifar100`: the run's network and its test images (vision/export.py)."""
+    from .export import image_classifier
+    return image_classifier(sys.modules[__name__], NAME, run_dir, info, mode="photo")
+
+
 # ---------------------------------------------------------------- run -----------------
 
 def run(cfg: Config, run) -> tuple[dict, str]:
@@ -179,4 +185,4 @@ TASK = Task(
     headline=Headline("accuracy", "test accuracy"),
     reference=Reference("81.2% test accuracy (WRN-28-10)", 0.812, "Zagoruyko & Komodakis, BMVC 2016"),
     config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
-    tuning=Tuning("val_accuracy"), distributed=True)
+    tuning=Tuning("val_accuracy"), distributed=True, export=export)

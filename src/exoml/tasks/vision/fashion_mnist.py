@@ -90,6 +90,12 @@ def build_model(cfg: Config | None = None) -> MLP:
     return MLP(cfg.hidden, cfg.dropout)
 
 
+def export(run_dir, info):
+    """`exoml export fashion-mnist`: the run's network and its test images (vision/export.py)."""
+    from .export import image_classifier
+    return image_classifier(sys.modules[__name__], NAME, run_dir, info, mode="item")
+
+
 # ---------------------------------------------------------------- run -----------------
 
 def run(cfg: Config, run) -> tuple[dict, str]:
@@ -156,4 +162,4 @@ TASK = Task(
     headline=Headline("accuracy", "test accuracy"),
     reference=Reference("87.7% (MLPClassifier, 100 hidden units)", 0.877, "Zalando Fashion-MNIST benchmark"),
     config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
-    tuning=Tuning("val_accuracy"), distributed=True)
+    tuning=Tuning("val_accuracy"), distributed=True, export=export)

@@ -116,6 +116,12 @@ def load_classifier(run: str | Path | None = None, out: str | Path = "runs", dev
     return model.to(device).eval()
 
 
+def export(run_dir, info):
+    """`exoml export mnist`: the run's network and its test images (vision/export.py)."""
+    from .export import image_classifier
+    return image_classifier(sys.modules[__name__], NAME, run_dir, info, mode="digit")
+
+
 # ---------------------------------------------------------------- run -----------------
 
 def run(cfg: Config, run) -> tuple[dict, str]:
@@ -181,4 +187,4 @@ TASK = Task(
     headline=Headline("accuracy", "test accuracy"),
     reference=Reference("99.25% test accuracy (Keras mnist_cnn example)", 0.9925, "keras.io examples"),
     config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
-    tuning=Tuning("val_accuracy"), distributed=True)
+    tuning=Tuning("val_accuracy"), distributed=True, export=export)
