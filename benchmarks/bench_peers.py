@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,10 +154,14 @@ def _side(spec: dict, tmp: Path, threads: int) -> dict:
     path = tmp / f"spec-{n}.json"
     path.write_text(json.dumps(spec))
     env = {**os.environ, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(path)], env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    tail: deque[str] = deque(maxlen=3)  # the child's last lines: the reason, if it fails
+    with subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", str(path)], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:  # shown as it comes: a full row runs for many minutes
+            if line.strip():
+                print(f"    {line.rstrip()}", flush=True)
+                tail.append(line.strip())
     if proc.returncode != 0 or not Path(spec["result"]).exists():
-        tail = [line for line in proc.stdout.strip().splitlines() if line.strip()][-3:]
         return {"error": " / ".join(tail) or f"exit {proc.returncode}"}
     return json.loads(Path(spec["result"]).read_text())
 

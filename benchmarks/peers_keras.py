@@ -16,6 +16,11 @@ from collections import Counter
 import numpy as np
 
 SMALL_TRAIN, SMALL_TEST = 2000, 1000  # --smallest: the subsets every image/text recipe trains and tests on
+SMALL_WEEKS = 20                      # --smallest: the electricity recipe trains on the last 20 training weeks
+
+
+def _n(epochs: int) -> str:
+    return f"{epochs} epoch{'s' if epochs != 1 else ''}"
 
 
 def _keras(seed: int):
@@ -70,7 +75,7 @@ def fashion_mnist(seed: int, small: bool) -> dict:
     model.fit(x_tr, y_tr, epochs=epochs, verbose=2, callbacks=[times.callback])
     _, acc = model.evaluate(x_te, y_te, verbose=0)
     return {"value": float(acc), "seconds": time.perf_counter() - t0, "epoch_s": times.seconds,
-            "settings": f"{epochs} epochs, batch 32, Adam 1e-3"}
+            "settings": f"{_n(epochs)}, batch 32, Adam 1e-3"}
 
 
 def mnist_convnet(seed: int, small: bool) -> dict:
@@ -95,7 +100,7 @@ def mnist_convnet(seed: int, small: bool) -> dict:
     model.fit(x_tr, y_tr, batch_size=128, epochs=epochs, validation_split=0.1, verbose=2, callbacks=[times.callback])
     _, acc = model.evaluate(x_te, y_te, verbose=0)
     return {"value": float(acc), "seconds": time.perf_counter() - t0, "epoch_s": times.seconds,
-            "settings": f"{epochs} epochs, batch 128, Adam 1e-3, validation_split 0.1"}
+            "settings": f"{_n(epochs)}, batch 128, Adam 1e-3, validation_split 0.1"}
 
 
 def cifar10_cnn(seed: int, small: bool) -> dict:
@@ -122,7 +127,7 @@ def cifar10_cnn(seed: int, small: bool) -> dict:
     model.fit(x_tr, y_tr, epochs=epochs, verbose=2, callbacks=[times.callback])
     _, acc = model.evaluate(x_te, y_te, verbose=0)
     return {"value": float(acc), "seconds": time.perf_counter() - t0, "epoch_s": times.seconds,
-            "settings": f"{epochs} epochs, batch 32, Adam 1e-3"}
+            "settings": f"{_n(epochs)}, batch 32, Adam 1e-3"}
 
 
 def _keras_imdb_ids(texts_train, texts_test, num_words: int) -> tuple[list, list]:
@@ -173,7 +178,7 @@ def imdb_bilstm(seed: int, small: bool) -> dict:
     model.fit(x_tr, y_tr, batch_size=32, epochs=epochs, verbose=2, callbacks=[times.callback])
     _, acc = model.evaluate(x_te, y_te, verbose=0)
     return {"value": float(acc), "seconds": time.perf_counter() - t0, "epoch_s": times.seconds,
-            "settings": f"{epochs} epochs, batch 32, Adam 1e-3, 20,000 words, length 200"}
+            "settings": f"{_n(epochs)}, batch 32, Adam 1e-3, 20,000 words, length 200"}
 
 
 def brownlee_daily_weeks():
@@ -208,9 +213,10 @@ def electricity_weekly(seed: int, small: bool) -> dict:
     train, test, _ = brownlee_daily_weeks()
     n_input, n_out = 14, 7
     flat = train.reshape(-1)
-    starts = range(len(flat) - n_input - n_out + 1)
-    x = np.array([flat[s:s + n_input] for s in starts])[..., None]
-    y = np.array([flat[s + n_input:s + n_input + n_out] for s in starts])[..., None]
+    fit = flat[-7 * SMALL_WEEKS:] if small else flat
+    starts = range(len(fit) - n_input - n_out + 1)
+    x = np.array([fit[s:s + n_input] for s in starts])[..., None]
+    y = np.array([fit[s + n_input:s + n_input + n_out] for s in starts])[..., None]
     L = keras.layers
     model = keras.Sequential([keras.Input((n_input, 1)), L.LSTM(200, activation="relu"), L.RepeatVector(n_out),
                               L.LSTM(200, activation="relu", return_sequences=True),
@@ -225,7 +231,7 @@ def electricity_weekly(seed: int, small: bool) -> dict:
     pred = model.predict(inputs, verbose=0)[..., 0]
     rmse = float(np.sqrt(((pred - test) ** 2).mean()))
     return {"value": rmse, "seconds": time.perf_counter() - t0, "epoch_s": times.seconds,
-            "settings": f"{epochs} epochs, batch 16, Adam 1e-3, 14 days in, 7 out, {len(test)} test weeks"}
+            "settings": f"{_n(epochs)}, batch 16, Adam 1e-3, 14 days in, 7 out, {len(test)} test weeks"}
 
 
 RECIPES = {"fashion_mnist": fashion_mnist, "mnist_convnet": mnist_convnet, "cifar10_cnn": cifar10_cnn,

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from peers_keras import _images
+from peers_keras import _images, _n
 
 
 class PytorchMnistNet(nn.Module):
@@ -70,7 +70,7 @@ def pytorch_mnist(seed: int, small: bool) -> dict:
         correct = sum(int((model(x_te[i:i + 1000]).argmax(1) == y_te[i:i + 1000]).sum())
                       for i in range(0, len(y_te), 1000))
     return {"value": correct / len(y_te), "seconds": time.perf_counter() - t0, "epoch_s": epoch_s,
-            "settings": f"{epochs} epochs, batch 64, Adadelta 1.0, StepLR 0.7"}
+            "settings": f"{_n(epochs)}, batch 64, Adadelta 1.0, StepLR 0.7"}
 
 
 # ---------------------------------------------------------------- DCGAN -------------------
