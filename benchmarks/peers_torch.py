@@ -91,7 +91,8 @@ def _bn(kind, n):  # Keras BatchNormalization defaults: momentum 0.99 (torch: 0.
 class TutorialGenerator(nn.Module):
     """make_generator_model(): Dense(7*7*256, no bias) BN LeakyReLU -> (7, 7, 256) -> Conv2DTranspose(128, 5,
     stride 1) BN LeakyReLU -> Conv2DTranspose(64, 5, stride 2) BN LeakyReLU -> Conv2DTranspose(1, 5, stride 2,
-    tanh); 'same' padding, no biases; LeakyReLU's Keras default slope 0.3."""
+    tanh); 'same' padding (PyTorch places the odd padding pixel at the other edge from TensorFlow: the
+    same sizes, shifted by one pixel), no biases; LeakyReLU's Keras default slope 0.3."""
 
     def __init__(self, z_dim: int = 100):
         super().__init__()
