@@ -273,7 +273,9 @@ def secs(s: float | None) -> str:
 
 
 def ratio(r: float | None) -> str:
-    return "—" if r is None else f"{r:.2f}×"
+    if r is None:
+        return "—"
+    return f"{r:.2f}×" if r >= 0.1 else f"1/{1 / r:.0f}"  # 1/232: exoml took 232 times as long
 
 
 def table(recs: list[dict]) -> str:
@@ -328,7 +330,8 @@ def headline(recs: list[dict]) -> str:
     for r in done:
         ref, ex, kind = r["reference"], r["exoml"], r["metric"]["kind"]
         if r["ratios"]["reach"]:
-            speed = f"{r['ratios']['reach']:.1f}× sooner"
+            x = r["ratios"]["reach"]
+            speed = f"{x:.1f}× sooner" if x >= 1 else f"takes {1 / x:.3g}× as long"
         elif r["task"] == "gan":
             speed = "equal training time"
         else:
@@ -371,10 +374,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads < 1:
         p.error("--threads must be >= 1")
     env = records.environment() | {"threads": args.threads}  # before the first run: its load says how quiet
+    from importlib.metadata import PackageNotFoundError, version
     try:
-        from importlib.metadata import version
         env["versions"]["keras"] = version("keras")
-    except Exception:  # keras absent: the Keras rows say so
+    except PackageNotFoundError:  # the Keras rows say so
         pass
     command = "python benchmarks/bench_peers.py " + shlex.join(
         [a for a in argv if a not in ("--results", str(args.results))])
