@@ -22,7 +22,8 @@ and both are scored by the same judge (an exoml mnist run trained first, not tim
 Every row is recorded in <results>/<row>.json (default benchmarks/results/peers/; hardware, threads,
 seed, date, library versions, git commit, the command); BENCHMARKS.md's table and README.md's
 headline are generated from those records by benchmarks/make_docs.py. --smallest records get their
-own names (<row>-smallest) and are not shown there.
+own names (<row>-smallest) and are not shown there. A row that fails or cannot run here (no GPU, no
+Keras) leaves an earlier record of it in place; the exit status is 1 if a row failed.
 """
 from __future__ import annotations
 
@@ -154,7 +155,7 @@ def _side(spec: dict, tmp: Path, threads: int) -> dict:
     path = tmp / f"spec-{n}.json"
     path.write_text(json.dumps(spec))
     env = {**os.environ, "KERAS_BACKEND": "torch", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    tail: deque[str] = deque(maxlen=3)  # the child's last lines: the reason, if it fails
+    tail: deque[str] = deque(maxlen=1)  # the child's last line: the reason, if it fails
     with subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", str(path)], env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
         for line in proc.stdout:  # shown as it comes: a full row runs for many minutes
@@ -162,7 +163,7 @@ def _side(spec: dict, tmp: Path, threads: int) -> dict:
                 print(f"    {line.rstrip()}", flush=True)
                 tail.append(line.strip())
     if proc.returncode != 0 or not Path(spec["result"]).exists():
-        return {"error": " / ".join(tail) or f"exit {proc.returncode}"}
+        return {"error": tail[-1] if tail else f"exit {proc.returncode}"}
     return json.loads(Path(spec["result"]).read_text())
 
 
@@ -373,6 +374,10 @@ def main(argv: list[str] | None = None) -> int:
         args.threads = torch.get_num_threads()
     if args.threads < 1:
         p.error("--threads must be >= 1")
+    try:  # before hours of runs, not after them
+        args.results.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        p.error(f"--results {args.results}: {e.strerror}")
     env = records.environment() | {"threads": args.threads}  # before the first run: its load says how quiet
     from importlib.metadata import PackageNotFoundError, version
     try:
@@ -390,9 +395,13 @@ def main(argv: list[str] | None = None) -> int:
                                                                 "command": command}
             failed += r["status"].startswith("failed")
             path = args.results / f"{name}{'-smallest' if args.smallest else ''}.json"
-            atomic_write_text(path, json.dumps(r, indent=2) + "\n")
+            if r["status"] == "measured" or not path.exists():  # a failure never replaces a measurement
+                atomic_write_text(path, json.dumps(r, indent=2) + "\n")
+                kept = f"record {path}"
+            else:
+                kept = f"the earlier record {path} is kept"
             done.append(r)
-            print(f"[peers] {name}: {r['status']} ({time.time() - t0:.0f} s so far; record {path})", flush=True)
+            print(f"[peers] {name}: {r['status']} ({time.time() - t0:.0f} s so far; {kept})", flush=True)
     print("\n" + table(done) + ("\n\n(--smallest: a check that every row runs, not a measurement)"
                                 if args.smallest else ""))
     return 1 if failed else 0

@@ -92,6 +92,20 @@ def test_time_to_reach():
                                               "seconds": 50.0}) == (None, None)
 
 
+def test_a_failed_row_is_reported_and_keeps_the_earlier_record(tmp_path):
+    """Boston is not in the test's empty data home: exoml's side fails; the row says why, the exit
+    status is 1, and the measurement already recorded for the row is not replaced."""
+    earlier = tmp_path / "boston-smallest.json"
+    earlier.write_text('{"format": "exoml-peers-1", "row": "boston", "status": "measured"}')
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_peers.py"), "--rows", "boston",
+                           "--smallest", "--threads", "1", "--results", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("| boston |"))
+    assert "failed: exoml:" in row and "dataset boston is not available" in row
+    assert earlier.read_text() == '{"format": "exoml-peers-1", "row": "boston", "status": "measured"}'
+
+
 def test_unknown_row_is_a_usage_error():
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_peers.py"), "--rows", "nope"],
                           capture_output=True, text=True, timeout=60)
