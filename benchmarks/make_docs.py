@@ -5,7 +5,8 @@
 
 Only the parts between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->` are written; the
 prose around them is edited by hand. Every figure in those parts comes from a record in
-benchmarks/results/ (written by benchmarks/measure.py), so a figure cannot drift from its record.
+benchmarks/results/ (written by benchmarks/measure.py; the side-by-side comparison's in
+benchmarks/results/peers/, written by benchmarks/bench_peers.py), so a figure cannot drift from its record.
 """
 from __future__ import annotations
 
@@ -178,10 +179,18 @@ def measured_times(recs: dict[str, dict]) -> str:
     return json.dumps(dict(sorted(out.items())), indent=1, ensure_ascii=False) + "\n"
 
 
-def blocks(recs: dict[str, dict]) -> dict[str, dict[str, str]]:
-    """{file: {generated block name: its content}}."""
-    return {"README.md": {"results": readme_table(recs), "quick": quick_table(recs)},
-            "BENCHMARKS.md": {f"results:{task}": task_table(task, recs) for task in shown()}}
+def peers_blocks(folder: Path) -> tuple[str, str]:
+    """(README.md's headline, BENCHMARKS.md's table) of the side-by-side records (bench_peers.py) in `folder`."""
+    import bench_peers
+    recs = bench_peers.load(folder)
+    return bench_peers.headline(recs), bench_peers.table(recs) if recs else "Not measured yet."
+
+
+def blocks(recs: dict[str, dict], peers: Path | None = None) -> dict[str, dict[str, str]]:
+    """{file: {generated block name: its content}}; `peers`: the folder of the side-by-side records."""
+    peers_headline, peers_table = peers_blocks(peers if peers is not None else records.RESULTS / "peers")
+    return {"README.md": {"results": readme_table(recs), "quick": quick_table(recs), "peers": peers_headline},
+            "BENCHMARKS.md": {f"results:{task}": task_table(task, recs) for task in shown()} | {"peers": peers_table}}
 
 
 def render(text: str, parts: dict[str, str], name: str) -> str:
@@ -202,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     recs = records.load_all(args.results)
     stale = []
-    for name, parts in blocks(recs).items():
+    for name, parts in blocks(recs, args.results / "peers").items():
         path = args.root / name
         old = path.read_text()
         new = render(old, parts, name)
