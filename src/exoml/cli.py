@@ -8,6 +8,7 @@
     exoml compare TASK --optimizer adam sgd     variants side by side (table + learning curves)
     exoml report [--runs DIR]                   one HTML page over the latest run of every task
     exoml generate gan [--digit D] [--n N]      new samples from a trained generative run
+    exoml serve [--runs DIR] [--port 8000]      a local web app: one page per task with a complete run
     exoml data list|fetch|import|verify         datasets
 
 Errors the user can act on print as one line on stderr (exit 2); an interrupted run exits 130.
@@ -105,6 +106,21 @@ def cmd_generate(args) -> int:
     parser.add_argument("--out", default="runs", help="runs folder searched for the latest run")
     task.add_generate_args(parser)
     return task.generate(parser.parse_args(args.rest)) or 0
+
+
+# ------------------------------------------------------------------ serve ---------
+
+def cmd_serve(args) -> int:
+    try:
+        import fastapi, multipart, uvicorn  # noqa: F401,E401  (the optional `serve` extra)
+    except ImportError as e:
+        raise ExomlError(f"exoml serve needs the `serve` extra ({e.name} is missing): "
+                         "pip install -c requirements.lock -e '.[serve]'") from None
+    if not 0 < args.port < 65536:
+        raise ExomlError(f"--port must be between 1 and 65535 (got {args.port})")
+    from .serve.app import serve
+    serve(args.runs, args.host, args.port)
+    return 0
 
 
 # ------------------------------------------------------------------ data ----------
@@ -216,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("task")
     g.add_argument("rest", nargs=argparse.REMAINDER)
     g.set_defaults(func=cmd_generate)
+    sv = sub.add_parser("serve", help="a local web app over the runs: one page per task with a complete run")
+    sv.add_argument("--runs", default="runs", help="the runs folder to read (nothing is written)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    sv.set_defaults(func=cmd_serve)
     d = sub.add_parser("data", help="datasets: list, fetch, import, verify")
     dsub = d.add_subparsers(dest="action", required=True)
     dsub.add_parser("list", help="datasets, sources and cache state")

@@ -92,6 +92,7 @@ class Task:
     tuning: Tuning | None = None
     tune_note: str = ""
     distributed: bool = False
+    page: Any = None  # its page in `exoml serve`: an exoml.serve.page.Page (form, load a run, answer)
 
     def __post_init__(self):
         if self.default_profile not in self.profiles:
