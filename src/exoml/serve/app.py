@@ -247,6 +247,8 @@ async def checked(f: Field, raw):
             raise BadInput(f"{f.label}: {text[:40]!r} is not a number") from None
         if not math.isfinite(x):
             raise BadInput(f"{f.label}: {text[:40]!r} is not a finite number")
+        if f.integer and not x.is_integer():
+            raise BadInput(f"{f.label}: {text[:40]!r} is not a whole number")
         if (f.min is not None and x < f.min) or (f.max is not None and x > f.max):
             low = "" if f.min is None else f"{f.min:g}"
             high = "" if f.max is None else f"{f.max:g}"

@@ -50,6 +50,7 @@ class Field:
     accept: Sequence[str] = ()                # file extensions, e.g. (".png", ".jpg")
     help: str = ""
     required: bool = True
+    integer: bool = False                     # number: whole numbers only
 
 
 @dataclass(frozen=True)

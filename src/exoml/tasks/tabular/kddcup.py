@@ -34,6 +34,7 @@ import torch
 from ... import data
 from ...toolkit import plots, train
 from ...toolkit.config import Common
+from .pages import kddcup_page
 from ..contract import Headline, Profile, Reference, Task
 from ...errors import ExomlError
 from . import kddcup_report
@@ -225,23 +226,34 @@ def add_predict_args(parser) -> None:
     kddcup_report.add_record_args(parser)
 
 
-def predict(args) -> int:
-    from ...toolkit.runs import Run
-    from ...toolkit.weights import load_state, open_run
-    run_dir, info = open_run(NAME, args.run, args.out)
+def load_detector(run_dir, info: dict) -> tuple[dict, AutoEncoder]:
+    """(model.json, the protocol-B autoencoder) of a kddcup run: trained on normal traffic only."""
+    from ...toolkit.weights import load_state
     if "B" not in info.get("config", {}).get("protocols", ["B"]):
         raise ExomlError(f"{run_dir} ran protocol A only; predict uses protocol B's detector (trained on normal "
                          "traffic): train one with `exoml run kddcup --protocols B`")
     m = tabular.load_model(run_dir, "model.json", NAME)
-    lines, stem = kddcup_report.read_records(args.row, args.csv)
-    df = tabular.parse_records(lines, m["features"])
-    prep = m["prep"]
-    num, sym = encode(df, prep["numeric"])
     ae = AutoEncoder(m["input_dim"], m["hidden"])
     load_state(ae, run_dir / "model.safetensors", NAME)
-    score = ae_score(ae, torch.from_numpy(features(prep, num, sym)))
+    return m, ae.eval()
+
+
+def score_records(m: dict, ae: AutoEncoder, lines: list[tuple[str, str]]) -> tuple[pd.DataFrame, np.ndarray]:
+    """(the parsed records, their anomaly scores: the autoencoder's reconstruction error)."""
+    df = tabular.parse_records(lines, m["features"])
+    num, sym = encode(df, m["prep"]["numeric"])
+    return df, ae_score(ae, torch.from_numpy(features(m["prep"], num, sym)))
+
+
+def predict(args) -> int:
+    from ...toolkit.runs import Run
+    from ...toolkit.weights import open_run
+    run_dir, info = open_run(NAME, args.run, args.out)
+    m, ae = load_detector(run_dir, info)
+    lines, stem = kddcup_report.read_records(args.row, args.csv)
+    df, score = score_records(m, ae, lines)
     thr = m["threshold"]
-    kddcup_report.print_scores(lines, df, score, thr, prep["categories"])
+    kddcup_report.print_scores(lines, df, score, thr, m["prep"]["categories"])
     with np.load(run_dir / "predictions.npz", allow_pickle=False) as p:
         val, test, y = p["b_val_autoencoder"], p["b_autoencoder"], p["b_y"]
     fig = kddcup_report.score_figure(val, test, y, thr, score)
@@ -256,4 +268,5 @@ TASK = Task(
     headline=Headline("A_f1", "F1 of the autoencoder, protocol A"),
     reference=Reference("precision 0.930, recall 0.944, F1 0.937 (DAGMM)", 0.937, "Zong et al., ICLR 2018"),
     config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
+    page=kddcup_page(),
     tune_note="its choices (scaler, epochs) are made per method by F1 on validation inside the run")

@@ -39,6 +39,7 @@ from ... import data
 from ...toolkit import report, train
 from . import series as ts
 from ...toolkit.config import Common
+from .electricity_page import electricity_page
 from ..contract import Headline, Profile, Reference, Task
 from ...errors import ExomlError
 from . import electricity_plots
@@ -261,4 +262,5 @@ TASK = Task(
     reference=Reference("weekly RMSE: naive 465 kW, LSTM 368-400 kW", None,
                         "Brownlee, multi-step LSTM forecasting of household power"),
     config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
+    page=electricity_page(),
     tune_note="its history mixes protocols H and D; tune protocol H with --protocols H --metric val_loss")
