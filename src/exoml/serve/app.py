@@ -215,7 +215,7 @@ async def read_form(request: Request):
     async def receive():
         return {"type": "http.request", "body": data, "more_body": False}
     try:
-        return await Request(request.scope, receive).form(max_part_size=MAX_FORM_BYTES)
+        return await Request(request.scope, receive).form()
     except MultiPartException as e:
         raise BadInput(f"the form could not be read: {e.message}") from None
 
