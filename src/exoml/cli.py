@@ -112,7 +112,7 @@ def cmd_generate(args) -> int:
 
 def cmd_serve(args) -> int:
     try:
-        import fastapi, multipart, uvicorn  # noqa: F401,E401  (the optional `serve` extra)
+        import fastapi, python_multipart, uvicorn  # noqa: F401,E401  (the optional `serve` extra)
     except ImportError as e:
         raise ExomlError(f"exoml serve needs the `serve` extra ({e.name} is missing): "
                          "pip install -c requirements.lock -e '.[serve]'") from None

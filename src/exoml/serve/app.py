@@ -47,6 +47,18 @@ def complete_runs(runs_dir: Path, task: str) -> list[str]:
     return sorted((p.name for p in base.iterdir() if p.is_dir() and is_complete(p)), reverse=True)
 
 
+def headline(task, run_dir: Path) -> str:
+    """'; test accuracy 0.9912 (quick profile)' from the run's metrics.json and config.json ('' if unreadable)."""
+    import json
+    try:
+        value = json.loads((run_dir / "metrics.json").read_text())[task.headline.key]
+        profile = json.loads((run_dir / "config.json").read_text())["config"].get("profile", "")
+        return f"; this run: {escape(task.headline.label)} {float(value):.4g}" + (
+            f" ({escape(str(profile))} profile)" if profile else "")
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
 def served_tasks(runs_dir: Path) -> list[tuple]:
     """(task, its complete runs) for every task that has a page."""
     return [(t, complete_runs(runs_dir, t.name)) for t in tasks.all_tasks() if t.page is not None]
@@ -105,7 +117,7 @@ def create_app(runs_dir: str | Path = "runs") -> FastAPI:
     def head(task, run_dir: Path, names: list[str]) -> str:
         opts = "".join(f'<option value="{escape(n)}"{" selected" if n == run_dir.name else ""}>{escape(n)}'
                        f'{" (latest)" if i == 0 else ""}</option>' for i, n in enumerate(names))
-        return (f"<h1>{escape(task.exercise)}</h1><p class=muted>{escape(task.model)}</p>"
+        return (f"<h1>{escape(task.exercise)}</h1><p class=muted>{escape(task.model)}{headline(task, run_dir)}</p>"
                 f"<p>{escape(task.page.about)}</p>"
                 f'<form method=get action="/t/{escape(task.name)}" class="runs"><label>run '
                 f'<select name=run id="run-chooser">{opts}</select></label> <noscript><button>show</button>'
