@@ -248,6 +248,22 @@ def test_nothing_is_written(runs, client):
     assert after == before
 
 
+def test_a_task_registered_from_outside_brings_its_own_page(tmp_path):
+    from exoml import tasks
+    from fixtures import toy_task
+    tasks.register(toy_task.TASK)
+    try:
+        assert main(["run", "toy", "--quick", "--out", str(tmp_path / "runs")]) == 0
+        client = TestClient(create_app(tmp_path / "runs"))
+        assert '<a href="/t/toy">toy</a>' in client.get("/").text
+        assert answer(client.post("/t/toy", data={"x1": "2", "x2": "2"})).startswith(
+            '<p class="verdict" id="verdict">class 1</p>')
+        r = client.post("/t/toy", data={"x1": "20", "x2": "2"})
+        assert r.status_code == 400 and "outside the accepted range" in error(r)
+    finally:
+        tasks.unregister(toy_task.NAME)
+
+
 # ---------------------------------------------------------------- the command -------------
 
 def test_serve_without_the_extra_names_it(monkeypatch, capsys):

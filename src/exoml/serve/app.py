@@ -21,7 +21,7 @@ from html import escape
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -128,6 +128,10 @@ def create_app(runs_dir: str | Path = "runs") -> FastAPI:
         action = f"/t/{task.name}?run={run_dir.name}"
         body = head(task, run_dir, names) + html.form(action, fields, values, task.page.submit) + answer
         return page(task.name, body, status)
+
+    @app.get("/favicon.ico")
+    def favicon():
+        return Response(status_code=204)
 
     @app.get("/", response_class=HTMLResponse)
     def index():

@@ -3,16 +3,29 @@ escaped values; the only script is static/serve.js (the drawing canvas, the run 
 from __future__ import annotations
 
 import base64
+import hashlib
 from html import escape
+from pathlib import Path
 
 from .page import Bars, Field, Note, Picture, Table, Tokens, Verdict
+
+
+def _version() -> str:
+    """A hash of the static files, in their URLs: a browser never runs a cached older script."""
+    digest = hashlib.sha256()
+    for name in ("serve.css", "serve.js"):
+        digest.update((Path(__file__).parent / "static" / name).read_bytes())
+    return digest.hexdigest()[:10]
+
+
+VERSION = _version()
 
 
 def layout(title: str, body: str, nav: str = "") -> str:
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8>"
             f'<meta name=viewport content="width=device-width,initial-scale=1">'
-            f"<title>{escape(title)} · exoml</title><link rel=stylesheet href=/static/serve.css>"
-            f"<script src=/static/serve.js defer></script></head><body>"
+            f"<title>{escape(title)} · exoml</title><link rel=stylesheet href=/static/serve.css?v={VERSION}>"
+            f"<script src=/static/serve.js?v={VERSION} defer></script></head><body>"
             f'<header><a href="/" class="home">exoml</a> {nav}</header><main>{body}</main></body></html>\n')
 
 
