@@ -132,6 +132,8 @@ def test_kddcup_pasted_and_uploaded_records(client):
     body = answer(client.post("/t/kddcup", data={"records": records}))
     assert re.search(r"\d of 3 records flagged as attacks", body)
     assert body.count("<td>line ") == 3 and ("ATTACK" in body or "normal" in body)
+    head = re.search(r"<thead><tr>(.*?)</tr></thead>", body).group(1)
+    assert "<th>autoencoder</th><th>isolation forest</th><th>ocsvm</th>" in head  # each detector's verdict
     body = answer(client.post("/t/kddcup", data={"records": ""},
                               files={"csv": ("conn.csv", records.encode(), "text/csv")}))
     assert "conn.csv line 3" in body

@@ -112,7 +112,7 @@ def kddcup_page() -> Page:
             raise BadInput("no records")
         if len(lines) > MAX_RECORDS:
             raise BadInput(f"{len(lines):,} records: at most {MAX_RECORDS:,} at a time", 413)
-        df, score = kddcup.score_records(m, ae, lines)
+        df, score, others = kddcup.score_records(m, ae, lines)
         thr = m["threshold"]
         cats = m["prep"]["categories"]
         rows = []
@@ -121,6 +121,7 @@ def kddcup_page() -> Page:
             unseen = [f"{c}={df[c].iloc[i]}" for c in ("protocol_type", "service", "flag") if df[c].iloc[i] not in cats[c]]
             rows.append({"record": where, "service": df["service"].iloc[i], "anomaly score": float(s),
                          "autoencoder": "ATTACK" if s > thr else "normal",
+                         **{name.replace("_", " "): "ATTACK" if o[i] > t else "normal" for name, (o, t) in others.items()},
                          "given label": fields[-1].strip() if len(fields) == len(m["features"]) + 1 else "",
                          "unseen in training": ", ".join(unseen)})
         flagged = int((score > thr).sum())
@@ -128,11 +129,11 @@ def kddcup_page() -> Page:
         return [Verdict(f"{flagged} of {len(lines)} record{'s' * (len(lines) != 1)} flagged as attacks"),
                 Table(f"verdicts (threshold {thr:.5g}: {m['fpr_target']:.0%} false alarms on held-out normal "
                       f"training traffic)", rows),
-                Picture("the records' scores against the test traffic", png_of_figure(fig)),
-                Note("The autoencoder of protocol B (trained on normal traffic only) is the detector a run "
-                     "saves; the Isolation Forest and one-class SVM it is compared with are scored in the "
-                     "run's report only.")]
+                Picture("the records' autoencoder scores against the test traffic", png_of_figure(fig)),
+                Note("Each detector was trained on normal traffic only (protocol B) and flags a record whose "
+                     "score is above its threshold: the 1 - fpr_target quantile of its scores on held-out normal "
+                     "traffic." + ("" if others else " This run saved only the autoencoder."))]
 
     return Page(about="Paste or upload raw network connection records (as in the KDD Cup 99 files): each gets the "
-                      "run's autoencoder anomaly score (its reconstruction error) and a verdict at the run's "
-                      "threshold.", load=load, fields=fields, answer=answer, submit="Score the records")
+                      "run's autoencoder anomaly score (its reconstruction error) and the verdict of each of the "
+                      "run's detectors (autoencoder, Isolation Forest, one-class SVM).", load=load, fields=fields, answer=answer, submit="Score the records")
