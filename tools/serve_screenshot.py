@@ -50,7 +50,7 @@ def main() -> int:
         options = Options()
         options.binary_location = shutil.which("chromium") or shutil.which("google-chrome")
         for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                     "--window-size=1000,1250", f"--user-data-dir={profile}"):
+                     "--window-size=1000,1330", f"--user-data-dir={profile}"):
             options.add_argument(flag)
         driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
         try:

@@ -15,6 +15,8 @@ Models: a tanh autoencoder (reconstruction MSE is the anomaly score; ours), Isol
 each method's scaler (standard or min-max) and the autoencoder's epochs (5 or 20) by F1 on held-out training
 attacks (inliers) plus 10,000 normal rows of `corrected` (anomalies: that file is not part of A's test split); in
 protocol B each method's scaler by F1 on held-out normal rows plus attack rows of the 10% file.
+Protocol B's detectors are saved for new records: the autoencoder (model.safetensors, model.json) and the
+Isolation Forest and one-class SVM as arrays (detectors.json, kddcup_portable); predict gives each one's verdict.
 Measured results: BENCHMARKS.md.
 
     exoml run kddcup                       # both protocols, 5 seeds for A
