@@ -173,12 +173,24 @@ def test_summary_and_run_report_link_the_runs_plots(client, runs):
 
 BLANK = png(Image.new("L", (60, 60), 255))
 
+
+def huge() -> bytes:
+    """The header of a PNG of 8000x8000 pixels (64 megapixels): a small upload that would unpack to a
+    large image is refused from its header, before any pixel is decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8000, 8000, 8, 0, 0, 0, 0)) + chunk(b"IEND", b"")
+
 BAD = [
     ("mnist", {"files": {"image": ("notes.txt", b"hello", "text/plain")}}, 415, "must be one of"),
     ("mnist", {"files": {"image": ("broken.png", b"\x89PNG not really", "image/png")}}, 400, "not a readable image"),
     ("mnist", {"files": {"image": ("blank.png", BLANK, "image/png")}}, 400, "no digit found"),
     ("mnist", {"data": {"x": "1"}}, 400, "no image"),
     ("mnist", {"files": {"image": ("big.png", b"\0" * (MAX_FORM_BYTES + 10), "image/png")}}, 413, "limit"),
+    ("mnist", {"files": {"image": ("huge.png", huge(), "image/png")}}, 413, "megapixels"),
     ("imdb", {"data": {"review": "   "}}, 400, "empty"),
     ("imdb", {"data": {"review": "... --- ..."}}, 400, "no words"),
     ("imdb", {"data": {"review": "good " * 30_000}}, 413, "limit"),

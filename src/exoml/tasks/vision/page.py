@@ -9,6 +9,20 @@ from ...serve.page import BadInput, Bars, Field, Page, Picture, Verdict, heatmap
 from . import report
 
 IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+MAX_PIXELS = 50_000_000  # a 48-megapixel phone photo fits; a small file that unpacks to more is refused
+
+
+def check_size(data: bytes, name: str) -> None:
+    """Refuse (413) an image whose header announces more than MAX_PIXELS, before it is decoded."""
+    import io
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return  # not readable: report.prepare_image says so
+    if w * h > MAX_PIXELS:
+        raise BadInput(f"{name} is {w}x{h} pixels: at most {MAX_PIXELS // 1_000_000} megapixels", 413)
 
 
 def image_page(task: str, mod, size: int, grey: bool, mode: str, canvas: bool) -> Page:
@@ -28,6 +42,7 @@ def image_page(task: str, mod, size: int, grey: bool, mode: str, canvas: bool) -
         upload = inputs["image"]
         if upload is None:
             raise BadInput("no image: draw one or choose a file" if canvas else "no image: choose a file")
+        check_size(upload.data, upload.filename or "the upload")
         image = report.prepare_image(upload.data, size, grey, mode, name=upload.filename or "the upload")
         probs = report.classify(model, image)
         top = np.argsort(-probs)[:5]
