@@ -4,7 +4,6 @@ on the canvas with pointer events, upload an image, submit a review and read wha
 and take a screenshot of each kind of page, checked to be non-blank."""
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import socket

@@ -83,7 +83,6 @@ def kddcup_page() -> Page:
     from . import kddcup, kddcup_report
 
     def load(run_dir, info):
-        import numpy as np
         m, ae = kddcup.load_detector(run_dir, info)
         with np.load(run_dir / "predictions.npz", allow_pickle=False) as p:
             ref = p["b_val_autoencoder"], p["b_autoencoder"], p["b_y"]
@@ -118,10 +117,12 @@ def kddcup_page() -> Page:
         rows = []
         for i, ((where, ln), s) in enumerate(zip(lines, score)):
             fields = ln.strip().split(",")
-            unseen = [f"{c}={df[c].iloc[i]}" for c in ("protocol_type", "service", "flag") if df[c].iloc[i] not in cats[c]]
+            unseen = [f"{c}={df[c].iloc[i]}" for c in ("protocol_type", "service", "flag")
+                      if df[c].iloc[i] not in cats[c]]
             rows.append({"record": where, "service": df["service"].iloc[i], "anomaly score": float(s),
                          "autoencoder": "ATTACK" if s > thr else "normal",
-                         **{name.replace("_", " "): "ATTACK" if o[i] > t else "normal" for name, (o, t) in others.items()},
+                         **{name.replace("_", " "): "ATTACK" if o[i] > t else "normal"
+                            for name, (o, t) in others.items()},
                          "given label": fields[-1].strip() if len(fields) == len(m["features"]) + 1 else "",
                          "unseen in training": ", ".join(unseen)})
         flagged = int((score > thr).sum())
@@ -136,4 +137,5 @@ def kddcup_page() -> Page:
 
     return Page(about="Paste or upload raw network connection records (as in the KDD Cup 99 files): each gets the "
                       "run's autoencoder anomaly score (its reconstruction error) and the verdict of each of the "
-                      "run's detectors (autoencoder, Isolation Forest, one-class SVM).", load=load, fields=fields, answer=answer, submit="Score the records")
+                      "run's detectors (autoencoder, Isolation Forest, one-class SVM).",
+                load=load, fields=fields, answer=answer, submit="Score the records")
