@@ -21,7 +21,7 @@ TASKS = names()
 COMMANDS = [
     ["--help"], ["list"], ["data", "list"],
     *[["run", task, "--help"] for task in TASKS],
-    ["predict", "--help"], ["tune", "--help"], ["report", "--help"],
+    ["predict", "--help"], ["tune", "--help"], ["report", "--help"], ["serve", "--help"],
 ]
 
 

@@ -9,6 +9,7 @@
     exoml report [--runs DIR]                   one HTML page over the latest run of every task
     exoml generate gan [--digit D] [--n N]      new samples from a trained generative run
     exoml export TASK [--run DIR] --format onnx a trained torch model as ONNX, verified (RUN/export/)
+    exoml serve [--runs DIR] [--port 8000]      a local web app: one page per task with a complete run
     exoml data list|fetch|import|verify         datasets
 
 Errors the user can act on print as one line on stderr (exit 2); an interrupted run exits 130.
@@ -118,6 +119,21 @@ def cmd_export(args) -> int:
         print(f"exoml: error: {e}", file=sys.stderr)
         return 1
     print(summary(record, folder))
+    return 0
+
+
+# ------------------------------------------------------------------ serve ---------
+
+def cmd_serve(args) -> int:
+    try:
+        import fastapi, python_multipart, uvicorn  # noqa: F401,E401  (the optional `serve` extra)
+    except ImportError as e:
+        raise ExomlError(f"exoml serve needs the `serve` extra ({e.name} is missing): "
+                         "pip install -c requirements.lock -e '.[serve]'") from None
+    if not 0 < args.port < 65536:
+        raise ExomlError(f"--port must be between 1 and 65535 (got {args.port})")
+    from .serve.app import serve
+    serve(args.runs, args.host, args.port)
     return 0
 
 
@@ -236,6 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="runs", help="runs folder searched for the latest run")
     e.add_argument("--format", default="onnx", help="export format: onnx (the default)")
     e.set_defaults(func=cmd_export)
+    sv = sub.add_parser("serve", help="a local web app over the runs: one page per task with a complete run")
+    sv.add_argument("--runs", default="runs", help="the runs folder to read (nothing is written)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    sv.set_defaults(func=cmd_serve)
     d = sub.add_parser("data", help="datasets: list, fetch, import, verify")
     dsub = d.add_subparsers(dest="action", required=True)
     dsub.add_parser("list", help="datasets, sources and cache state")

@@ -54,24 +54,32 @@ def headline(metrics: dict, task) -> tuple[str, object]:
     return task.headline.key, metrics.get(task.headline.key)
 
 
-def _render_markdown(text: str, run: Path, out_dir: Path, rel: str) -> str:
-    """report.md -> HTML, its images copied under out_dir/rel/ and the links rewritten."""
+def copier(out_dir: Path, rel: str):
+    """link(src, source) for render_markdown: copies the image under out_dir/rel/ (the static report)."""
+    def link(src: str, source: Path) -> str:
+        dest = out_dir / rel / src.replace("/", "__")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, dest)
+        return f"{rel}/{dest.name}"
+    return link
+
+
+def render_markdown(text: str, run: Path, link) -> str:
+    """A run's report.md -> HTML; each image inside the run folder gets the address link(src, file)
+    returns (a copy for the static report, a URL for `exoml serve`)."""
     import markdown
     body = markdown.markdown(text, extensions=["tables", "fenced_code"])
 
-    def copy(match):
+    def relink(match):
         src = html.unescape(match.group(1))
         if re.match(r"^[a-z]+:", src) or src.startswith("/"):
             return match.group(0)
         source = (run / src).resolve()
         if not source.is_file() or run.resolve() not in source.parents:
             return match.group(0)  # left as is: the browser test reports it as broken
-        dest = out_dir / rel / src.replace("/", "__")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, dest)
-        return f'src="{rel}/{html.escape(dest.name)}"'
+        return f'src="{html.escape(link(src, source))}"'
 
-    body = re.sub(r'src="([^"]+)"', copy, body)
+    body = re.sub(r'src="([^"]+)"', relink, body)
     body = re.sub(r"<table>", '<div class="scroll"><table>', body).replace("</table>", "</table></div>")
     return re.sub(r"<h1>.*?</h1>", "", body, count=1, flags=re.S)  # the section has its own title
 
@@ -118,26 +126,39 @@ def _summary_row(task, run: Path) -> dict:
 def build_report(runs_dir: str | Path = "runs", out: str | Path | None = None) -> Path:
     runs_dir = Path(runs_dir)
     out_dir = Path(out) if out else runs_dir / "report"
+    if not any(latest_run(t.name, runs_dir) for t in tasks.all_tasks()):
+        raise ExomlError(f"no complete runs under {runs_dir}: run `exoml run all --quick` first")
+    shutil.rmtree(out_dir / "img", ignore_errors=True)
+    page = report_page(runs_dir, lambda task, folder, rel: copier(out_dir, rel))
+    atomic_write_text(out_dir / "index.html", page)
+    return out_dir / "index.html"
+
+
+def report_page(runs_dir: Path, link_for, task_href=None) -> str:
+    """The report's HTML over the latest complete run of every task. link_for(task, folder, rel)
+    gives the image linker of one run or study folder (see render_markdown; rel: where the static
+    report copies its images); task_href(task), when given, links each summary row to that address
+    instead of the section below."""
+    runs_dir = Path(runs_dir)
     known = {t.name: t for t in tasks.all_tasks()}
     found = {name: latest_run(name, runs_dir) for name in known}
     found = {name: r for name, r in found.items() if r is not None}
     if not found:
         raise ExomlError(f"no complete runs under {runs_dir}: run `exoml run all --quick` first")
-    img_root = out_dir / "img"
-    shutil.rmtree(img_root, ignore_errors=True)
     rows, sections, skipped = [], [], []
     for task, run in found.items():
         try:  # one damaged run (a truncated metrics.json, a missing report) must not break the page
             row = _summary_row(known[task], run)
-            body = _render_markdown((run / "report.md").read_text(), run, out_dir, f"img/{task}")
+            body = render_markdown((run / "report.md").read_text(), run, link_for(task, run, f"img/{task}"))
         except (OSError, ValueError, TypeError, AttributeError) as e:
             skipped.append((task, run, str(e).splitlines()[0] if str(e) else type(e).__name__))
             print(f"report: skipped {run}: {skipped[-1][2]}")
             continue
         rows.append(row)
         for study in sorted((runs_dir / task).glob("tune-*/report.md")):  # tuning studies, if any
-            body += _render_markdown(study.read_text().replace("# Tuning", "### Tuning", 1), study.parent,
-                                     out_dir, f"img/{task}/{study.parent.name}")
+            rel = f"img/{task}/{study.parent.name}"
+            body += render_markdown(study.read_text().replace("# Tuning", "### Tuning", 1), study.parent,
+                                    link_for(task, study.parent, rel))
         sections.append(f'<section id="{task}"><h2>{html.escape(known[task].exercise)} '
                         f'<span class="muted">({task})</span></h2>'
                         f'<p class="muted">run {html.escape(str(run))}</p>{body}</section>')
@@ -147,7 +168,8 @@ def build_report(runs_dir: str | Path = "runs", out: str | Path | None = None) -
     head = ("<tr><th>task</th><th>model</th><th>metric</th><th>result (seed, profile)</th>"
             "<th>published reference</th><th>hardware</th><th>time (s)</th><th>command</th></tr>")
     body_rows = "".join(
-        f'<tr class="summary-row"><td><a href="#{r["task"]}">{r["task"]}</a></td><td>{html.escape(r["model"])}</td>'
+        f'<tr class="summary-row"><td><a href="{html.escape(task_href(r["task"]) if task_href else "#" + r["task"])}">'
+        f'{r["task"]}</a></td><td>{html.escape(r["model"])}</td>'
         f'<td>{html.escape(str(r["metric"]))}</td>'
         f'<td>{_fmt(r["value"])} <span class="muted">(seed {r["seed"]}, {r["profile"]})</span></td>'
         f'<td>{html.escape(r["reference"])}<br><span class="muted">{html.escape(r["source"])}</span></td>'
@@ -168,5 +190,4 @@ def build_report(runs_dir: str | Path = "runs", out: str | Path | None = None) -
             f"<nav>{nav}</nav><h2>Summary</h2>"
             f'<div class="scroll"><table id="summary"><thead>{head}</thead><tbody>{body_rows}</tbody></table></div>'
             f"{''.join(sections)}</main><script>{CHECK_IMAGES}</script></body></html>\n")
-    atomic_write_text(out_dir / "index.html", page)
-    return out_dir / "index.html"
+    return page

@@ -11,7 +11,7 @@ A task module ends with
         tuning=Tuning("val_accuracy"), distributed=True)
 
 and the registry (`exoml.tasks`) maps the task's name to its module. `exoml list`, `exoml run`,
-`predict`, `generate`, `tune`, `compare` and `report` read these fields and nothing else of the
+`predict`, `generate`, `tune`, `compare`, `report` and `serve` read these fields and nothing else of the
 module, so a new task is one module with one `TASK` (or a `register(TASK)` call from outside the
 package, as the test suite's toy task does).
 """
@@ -123,6 +123,7 @@ class Task:
     tune_note: str = ""
     distributed: bool = False
     export: Callable | None = None
+    page: Any = None  # its page in `exoml serve`: an exoml.serve.page.Page (form, load a run, answer)
 
     def __post_init__(self):
         if self.default_profile not in self.profiles:

@@ -38,6 +38,7 @@ from ... import data as datasets
 from . import fid
 from ...toolkit import loop, report, schedules, train, weights
 from ...toolkit.config import Common
+from .gan_page import gan_page
 from ..contract import Headline, Profile, Reference, Task
 from ...errors import ExomlError
 from ...toolkit.runs import Run, atomic_path
@@ -228,6 +229,32 @@ def add_generate_args(parser) -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
 
 
+def load_generator(path, info: dict, device="cpu") -> tuple[nn.Module, dict]:
+    """(the run's EMA generator on `device`, the run's settings)."""
+    cfg = info["config"]
+    g = Generator(cfg["z_dim"], cfg["width"], cfg["conditional"], cfg.get("depth", 0))
+    weights.load_state(g, path / "model.safetensors", task=NAME)
+    return g.to(device).eval(), cfg
+
+
+def draw(g: nn.Module, cfg: dict, n: int, digit: int | None = None, seed: int = 0) -> np.ndarray:
+    """n new uint8 digits (n, 28, 28): all `digit` (a conditional run only), else free samples (a
+    conditional run cycles through 0-9)."""
+    if not 1 <= n <= 1000:
+        raise ExomlError(f"--n must be between 1 and 1000, got {n}")
+    if digit is not None and not 0 <= digit <= 9:
+        raise ExomlError(f"--digit must be between 0 and 9, got {digit}")
+    if digit is not None and not cfg.get("conditional"):
+        raise ExomlError("this run is an unconditional GAN, it cannot draw a chosen digit: "
+                         "train one with `exoml run gan --conditional`, or leave out --digit")
+    device = next(g.parameters()).device
+    rng = torch.Generator().manual_seed(seed)
+    labels = None
+    if cfg["conditional"]:
+        labels = (torch.full((n,), digit) if digit is not None else torch.arange(n) % 10).to(device)
+    return sample(g, torch.randn(n, cfg["z_dim"], generator=rng).to(device), labels)
+
+
 def generate(args) -> int:
     """`exoml generate gan --n 64 [--digit 7]`: a grid of new digits from a run's EMA generator,
     written to <run>/generated/<digitD|free>-n<N>-seed<S>.png."""
@@ -236,20 +263,8 @@ def generate(args) -> int:
     if args.digit is not None and not 0 <= args.digit <= 9:
         raise ExomlError(f"--digit must be between 0 and 9, got {args.digit}")
     path, info = weights.open_run(NAME, args.run, args.out)
-    cfg = info["config"]
-    if args.digit is not None and not cfg.get("conditional"):
-        raise ExomlError(f"{path} is an unconditional GAN, it cannot draw a chosen digit: "
-                         f"train one with `exoml run gan --conditional`, or leave out --digit")
-    device = train.pick_device(args.device)
-    g = Generator(cfg["z_dim"], cfg["width"], cfg["conditional"], cfg.get("depth", 0))
-    weights.load_state(g, path / "model.safetensors", task=NAME)
-    g = g.to(device)
-    rng = torch.Generator().manual_seed(args.seed)
-    labels = None
-    if cfg["conditional"]:
-        labels = torch.full((args.n,), args.digit) if args.digit is not None else torch.arange(args.n) % 10
-        labels = labels.to(device)
-    images = sample(g, torch.randn(args.n, cfg["z_dim"], generator=rng).to(device), labels)
+    g, cfg = load_generator(path, info, train.pick_device(args.device))
+    images = draw(g, cfg, args.n, args.digit, args.seed)
     from PIL import Image
     big = tile(images, int(np.ceil(np.sqrt(args.n))))
     out = path / "generated" / f"{'free' if args.digit is None else f'digit{args.digit}'}-n{args.n}-seed{args.seed}.png"
@@ -261,13 +276,12 @@ def generate(args) -> int:
     return 0
 
 
-
-
 TASK = Task(
     name=NAME, exercise="MNIST digit generation", dataset="mnist",
     model="DCGAN (deeper: extra 3x3 convs), spectral norm in D, EMA of G's weights",
     headline=Headline("fid", "FID (judge's features)", higher_is_better=False),
     reference=Reference("DCGAN digits (no standard FID on MNIST)", None, "Radford et al., ICLR 2016"),
     config=Config, profiles=PROFILES, run=run, predict=None, add_predict_args=None,
+    page=gan_page(),
     generate=generate, add_generate_args=add_generate_args, export=export,
     tune_note="a GAN has no validation metric per epoch; its judge scores the samples after training")

@@ -65,3 +65,28 @@ def train_judge(cfg, mnist, judge_task, run: Run, device) -> nn.Module:
     run.save_weights(train.state_dict_for_save(model), "judge.safetensors",
                      meta={"task": "mnist", "role": "gan judge", "profile": cfg.judge_profile})
     return model.eval()
+
+
+def recorded_judge(run_dir: Path, info: dict, metrics: dict, device="cpu") -> tuple[nn.Module | None, str]:
+    """The judge a finished gan run was measured with (its judge.safetensors, or the mnist run its
+    metrics name), in eval mode; (None, why) when it is gone."""
+    import re
+    from ..vision import mnist as judge_task
+    source = str(metrics.get("judge", ""))
+    own = Path(run_dir) / "judge.safetensors"
+    if own.is_file():
+        model = judge_task.build_model(judge_task.TASK.settings(info["config"].get("judge_profile", "full")))
+        weights.load_state(model, own, "mnist")
+        return model.to(device).eval(), source
+    found = re.match(r"mnist run (.+?) \(", source)
+    if not found:
+        return None, "the run records no judge"
+    given = Path(found.group(1))
+    # the path as recorded (absolute, or relative to where the run was started), else the run of that
+    # name beside this one (a runs folder that moved)
+    for path in (given, Path(run_dir).parent.parent / "mnist" / given.name):
+        try:
+            return judge_task.load_classifier(path, device=device), source
+        except ExomlError:
+            continue
+    return None, f"its judge ({source}) is not there any more"

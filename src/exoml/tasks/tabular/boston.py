@@ -39,6 +39,7 @@ from sklearn.preprocessing import FunctionTransformer, PolynomialFeatures, Stand
 from ... import data
 from ...toolkit import loop, plots, schedules, train
 from ...toolkit.config import Common
+from .pages import boston_page
 from ..contract import Headline, Profile, Reference, Task
 from ...errors import ExomlError
 from . import boston_report
@@ -224,22 +225,32 @@ def add_predict_args(parser) -> None:
     tabular.add_row_args(parser, '\'{"CRIM": 0.1, "ZN": 0, ..., "LSTAT": 5.0}\'')
 
 
+def load_models(run_dir) -> dict:
+    return tabular.load_model(run_dir, "models.json", NAME)
+
+
+def price(m: dict, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(engineered ridge price, OLS price, each feature's contribution to the first row's OLS price
+    in $1000s: its standardised value times the standardised coefficient) of rows X."""
+    bad = [c for c in m["engineered"]["log_columns"] if (X[c] < 0).any()]
+    if bad:
+        raise ExomlError(f"column(s) {', '.join(bad)} must not be negative")
+    ols = m["ols"]
+    p_ols = X.to_numpy() @ np.array(ols["coef"]) + ols["intercept"]
+    contrib = (X.iloc[0].to_numpy() - np.array(ols["mean"])) / np.array(ols["scale"]) * np.array(ols["coef_std"])
+    return engineered_predict(m["engineered"], X), p_ols, contrib
+
+
 def predict(args) -> int:
     from ...toolkit.runs import Run
     from ...toolkit.weights import open_run
     run_dir, _ = open_run(NAME, args.run, args.out)
-    m = tabular.load_model(run_dir, "models.json", NAME)
+    m = load_models(run_dir)
     X, stem = tabular.rows_from_args(args.row, args.csv, m["features"], ignore=(m["target"],))
-    bad = [c for c in m["engineered"]["log_columns"] if (X[c] < 0).any()]
-    if bad:
-        raise ExomlError(f"column(s) {', '.join(bad)} must not be negative")
-    p_eng = engineered_predict(m["engineered"], X)
-    ols = m["ols"]
-    p_ols = X.to_numpy() @ np.array(ols["coef"]) + ols["intercept"]
+    p_eng, p_ols, contrib = price(m, X)
     for i, (a, b) in enumerate(zip(p_eng, p_ols), 1):
         note = "  (the data is censored at 50: the true value may be higher)" if a >= 50 else ""
         print(f"row {i}: predicted MEDV {a:.2f} ($1000s; engineered ridge), {b:.2f} (OLS){note}")
-    contrib = (X.iloc[0].to_numpy() - np.array(ols["mean"])) / np.array(ols["scale"]) * np.array(ols["coef_std"])
     fig = boston_report.prediction(m["features"], contrib, p_eng, p_ols)
     path = Run(run_dir).save_figure(fig, tabular.prediction_figure_path(run_dir, stem))
     print(f"plot: {path}")
@@ -253,4 +264,5 @@ TASK = Task(
     reference=Reference("OLS test R² 0.6688 (80/20 split, random_state=42)", 0.6688,
                         "the common scikit-learn tutorial split"),
     config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
+    page=boston_page(),
     tune_note="its choices are made by cross-validation inside the run; no per-epoch validation metric")

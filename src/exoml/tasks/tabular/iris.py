@@ -28,6 +28,7 @@ from sklearn.preprocessing import StandardScaler
 from ... import data
 from ...toolkit import plots, report, train
 from ...toolkit.config import Common
+from .pages import iris_page
 from ..contract import Headline, Profile, Reference, Task
 from . import common as tabular
 
@@ -193,24 +194,23 @@ def add_predict_args(parser) -> None:
     tabular.add_row_args(parser, "'[5.1, 3.5, 1.4, 0.2]' or '{\"sepal length\": 5.1, ...}'")
 
 
-def predict(args) -> int:
-    from ...toolkit.runs import Run
-    from ...toolkit.weights import open_run
-    run_dir, _ = open_run(NAME, args.run, args.out)
+def load_clusters(run_dir) -> tuple[dict, np.ndarray, np.ndarray]:
+    """(model.json, the 150 flowers in the run's PCA plane, their K-means clusters) of an iris run."""
     m = tabular.load_model(run_dir, "model.json", NAME)
-    X, stem = tabular.rows_from_args(args.row, args.csv, m["features"])
-    X = X.to_numpy()
-    cent, classes = np.array(m["centroids"]), m["classes"]
-    dist = np.linalg.norm(X[:, None, :] - cent[None], axis=2)
-    clusters = dist.argmin(1)
-    for i, (c, d) in enumerate(zip(clusters, dist), 1):
-        sp = classes[m["species_of_cluster"][str(c)]]
-        print(f"row {i}: cluster {c} -> {sp} (distance to its centroid {d[c]:.2f} cm; to the others "
-              + ", ".join(f"{d[j]:.2f}" for j in range(len(cent)) if j != c) + ")")
-    # the new flowers among the 150 clustered ones, in the run's PCA plane
-    proj = lambda Z: (Z - np.array(m["pca_mean"])) @ np.array(m["pca_components"]).T  # noqa: E731
     with np.load(run_dir / "predictions.npz", allow_pickle=False) as p:
-        P, lab = p["pca"], p["kmeans_raw"]
+        return m, p["pca"], p["kmeans_raw"]
+
+
+def assign(m: dict, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(nearest centroid of each row, distances to every centroid in cm)."""
+    dist = np.linalg.norm(X[:, None, :] - np.array(m["centroids"])[None], axis=2)
+    return dist.argmin(1), dist
+
+
+def pca_figure(m: dict, P: np.ndarray, lab: np.ndarray, X: np.ndarray, clusters: np.ndarray):
+    """The new flowers among the 150 clustered ones, in the run's PCA plane."""
+    cent, classes = np.array(m["centroids"]), m["classes"]
+    proj = lambda Z: (Z - np.array(m["pca_mean"])) @ np.array(m["pca_components"]).T  # noqa: E731
     fig, ax = plt.subplots(figsize=(6.5, 5))
     ax.scatter(P[:, 0], P[:, 1], c=COLORS[lab % 5], s=15, alpha=0.4)
     C, Q = proj(cent), proj(X)
@@ -220,7 +220,23 @@ def predict(args) -> int:
         ax.scatter([], [], c=COLORS[c % 5], label=f"cluster {c}: {classes[m['species_of_cluster'][str(c)]]}")
     ax.set(xlabel="PC1", ylabel="PC2", title="prediction in the PCA plane of the training flowers")
     ax.legend(fontsize=8)
-    path = Run(run_dir).save_figure(fig, tabular.prediction_figure_path(run_dir, stem))
+    return fig
+
+
+def predict(args) -> int:
+    from ...toolkit.runs import Run
+    from ...toolkit.weights import open_run
+    run_dir, _ = open_run(NAME, args.run, args.out)
+    m, P, lab = load_clusters(run_dir)
+    X, stem = tabular.rows_from_args(args.row, args.csv, m["features"])
+    X = X.to_numpy()
+    clusters, dist = assign(m, X)
+    classes, n = m["classes"], len(m["centroids"])
+    for i, (c, d) in enumerate(zip(clusters, dist), 1):
+        sp = classes[m["species_of_cluster"][str(c)]]
+        print(f"row {i}: cluster {c} -> {sp} (distance to its centroid {d[c]:.2f} cm; to the others "
+              + ", ".join(f"{d[j]:.2f}" for j in range(n) if j != c) + ")")
+    path = Run(run_dir).save_figure(pca_figure(m, P, lab, X, clusters), tabular.prediction_figure_path(run_dir, stem))
     print(f"plot: {path}")
     return 0
 
@@ -231,4 +247,5 @@ TASK = Task(
     headline=Headline("ari", "adjusted Rand index (K-means, k=3)"),
     reference=Reference("K-means k=3 ARI 0.730", 0.730, "scikit-learn K-means on the raw Iris features"),
     config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
+    page=iris_page(),
     tune_note="clustering has no validation split; k is studied by the elbow and silhouette curves")

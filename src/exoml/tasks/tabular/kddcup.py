@@ -15,6 +15,8 @@ Models: a tanh autoencoder (reconstruction MSE is the anomaly score; ours), Isol
 each method's scaler (standard or min-max) and the autoencoder's epochs (5 or 20) by F1 on held-out training
 attacks (inliers) plus 10,000 normal rows of `corrected` (anomalies: that file is not part of A's test split); in
 protocol B each method's scaler by F1 on held-out normal rows plus attack rows of the 10% file.
+Protocol B's detectors are saved for new records: the autoencoder (model.safetensors, model.json) and the
+Isolation Forest and one-class SVM as arrays (detectors.json, kddcup_portable); predict gives each one's verdict.
 Measured results: BENCHMARKS.md.
 
     exoml run kddcup                       # both protocols, 5 seeds for A
@@ -34,9 +36,10 @@ import torch
 from ... import data
 from ...toolkit import plots, train
 from ...toolkit.config import Common
+from .pages import kddcup_page
 from ..contract import Headline, Profile, Reference, Task
 from ...errors import ExomlError
-from . import kddcup_report
+from . import kddcup_portable, kddcup_report
 from . import common as tabular
 from .kddcup_detectors import METHODS, AutoEncoder, ae_score, choose_a, choose_b, fit_score
 from .common import ONE_HOT, SCALERS, aucs, encode, features, fit_prep, prf
@@ -186,12 +189,13 @@ def _run(cfg: Config, run) -> tuple[dict, str]:
         fit_idx, val_idx = split_n(r.permutation(np.flatnonzero(lab_tr == "normal")), cfg.val_fraction)
         att = np.flatnonzero(lab_tr != "normal")
         vatt_idx = r.choice(att, min(cfg.b_val_attacks, len(att)), replace=False)  # validation attacks (10% file)
-        fits = {}  # every method with every scaler; each then keeps the scaler of its best validation F1
+        fits, fitted = {}, {}  # every method with every scaler; each then keeps the scaler of its best validation F1
         for kind in cfg.scalers_b:
             prep = fit_prep(*take(fit_idx), numeric, kind)
             x_fit, x_val, x_vatt = (features(prep, *take(i)) for i in (fit_idx, val_idx, vatt_idx))
             x_eval = {"val": x_val, "vatt": x_vatt, "test": features(prep, num_te, sym_te)}
-            fits[kind] = (*fit_score(cfg, run, x_fit, x_val, x_eval, cfg.seed, f"B-{kind}"), prep, x_fit.shape[1])
+            fits[kind] = (*fit_score(cfg, run, x_fit, x_val, x_eval, cfg.seed, f"B-{kind}",
+                                     keep=fitted.setdefault(kind, {})), prep, x_fit.shape[1])
         best, choice = choose_b(fits, cfg.fpr_target)  # {method: scaler}, the table of candidates
         scores, secs = {m: fits[k][0][m] for m, k in best.items()}, {m: fits[k][1][m] for m, k in best.items()}
         _, _, ae, prep, input_dim = fits[best["autoencoder"]]
@@ -216,6 +220,12 @@ def _run(cfg: Config, run) -> tuple[dict, str]:
                    "b_y": y}
         metrics = {"B_f1": metrics["B_autoencoder_f1"], "B_roc_auc": metrics["B_autoencoder_roc_auc"], **metrics}
         run.save_weights(train.state_dict_for_save(ae), meta={"task": NAME, "protocol": "B", "hidden": cfg.hidden})
+        # the other two detectors as arrays (each with its own scaler and threshold), for predict and serve
+        tabular.save_model(run, "detectors.json", {"task": NAME, **{
+            m: {"prep": fits[best[m]][3], "threshold": metrics[f"B_{m}_threshold"],
+                "model": kddcup_portable.export(m, fitted[best[m]][m], features(fits[best[m]][3], num_te[:200],
+                                                                              {c: v[:200] for c, v in sym_te.items()}))}
+            for m in METHODS if m != "autoencoder"}})
         tabular.save_model(run, "model.json", {"task": NAME, "prep": prep, "hidden": cfg.hidden, "input_dim": input_dim,
                                          "threshold": metrics["B_autoencoder_threshold"], "fpr_target": cfg.fpr_target,
                                          "features": list(ds.feature_names)})
@@ -239,23 +249,44 @@ def add_predict_args(parser) -> None:
     kddcup_report.add_record_args(parser)
 
 
-def predict(args) -> int:
-    from ...toolkit.runs import Run
-    from ...toolkit.weights import load_state, open_run
-    run_dir, info = open_run(NAME, args.run, args.out)
+def load_detector(run_dir, info: dict) -> tuple[dict, AutoEncoder]:
+    """(model.json, the protocol-B autoencoder) of a kddcup run: trained on normal traffic only.
+    model.json's "detectors" holds the run's Isolation Forest and one-class SVM (detectors.json) when
+    the run saved them."""
+    from ...toolkit.weights import load_state
     if "B" not in info.get("config", {}).get("protocols", ["B"]):
         raise ExomlError(f"{run_dir} ran protocol A only; predict uses protocol B's detector (trained on normal "
                          "traffic): train one with `exoml run kddcup --protocols B`")
     m = tabular.load_model(run_dir, "model.json", NAME)
-    lines, stem = kddcup_report.read_records(args.row, args.csv)
-    df = tabular.parse_records(lines, m["features"])
-    prep = m["prep"]
-    num, sym = encode(df, prep["numeric"])
     ae = AutoEncoder(m["input_dim"], m["hidden"])
     load_state(ae, run_dir / "model.safetensors", NAME)
-    score = ae_score(ae, torch.from_numpy(features(prep, num, sym)))
+    if (run_dir / "detectors.json").is_file():
+        m["detectors"] = {k: v for k, v in tabular.load_model(run_dir, "detectors.json", NAME).items() if k != "task"}
+    return m, ae.eval()
+
+
+def score_records(m: dict, ae: AutoEncoder, lines: list[tuple[str, str]]) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """(the parsed records, their anomaly scores: the autoencoder's reconstruction error, and
+    {detector: (its scores, its threshold)} of the other detectors the run saved)."""
+    df = tabular.parse_records(lines, m["features"])
+    num, sym = encode(df, m["prep"]["numeric"])
+    others = {k: (kddcup_portable.score(d["model"], features(d["prep"], num, sym)), d["threshold"])
+              for k, d in m.get("detectors", {}).items()}
+    return df, ae_score(ae, torch.from_numpy(features(m["prep"], num, sym))), others
+
+
+def predict(args) -> int:
+    from ...toolkit.runs import Run
+    from ...toolkit.weights import open_run
+    run_dir, info = open_run(NAME, args.run, args.out)
+    m, ae = load_detector(run_dir, info)
+    lines, stem = kddcup_report.read_records(args.row, args.csv)
+    df, score, others = score_records(m, ae, lines)
     thr = m["threshold"]
-    kddcup_report.print_scores(lines, df, score, thr, prep["categories"])
+    kddcup_report.print_scores(lines, df, score, thr, m["prep"]["categories"])
+    for name, (s, t) in others.items():
+        print(f"{name.replace('_', ' ')}: " + ", ".join(f"row {i} {'ATTACK' if v > t else 'normal'}"
+                                                        for i, v in enumerate(s, 1)))
     with np.load(run_dir / "predictions.npz", allow_pickle=False) as p:
         val, test, y = p["b_val_autoencoder"], p["b_autoencoder"], p["b_y"]
     fig = kddcup_report.score_figure(val, test, y, thr, score)
@@ -269,5 +300,6 @@ TASK = Task(
     model="autoencoder (reconstruction error), Isolation Forest, one-class SVM",
     headline=Headline("A_f1", "F1 of the autoencoder, protocol A"),
     reference=Reference("precision 0.930, recall 0.944, F1 0.937 (DAGMM)", 0.937, "Zong et al., ICLR 2018"),
+    page=kddcup_page(),
     config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args, export=export,
     tune_note="its choices (scaler, epochs) are made per method by F1 on validation inside the run")

@@ -41,8 +41,9 @@ def ae_score(model, x: torch.Tensor) -> np.ndarray:
 
 
 def fit_score(cfg, run, x_fit, x_val, x_eval: dict, seed: int, tag: str, methods=METHODS,
-              epochs: int | None = None) -> tuple[dict, dict, object]:
-    """Train the detectors on x_fit; return ({method: {split: scores}}, {method: seconds}, ae)."""
+              epochs: int | None = None, keep: dict | None = None) -> tuple[dict, dict, object]:
+    """Train the detectors on x_fit; return ({method: {split: scores}}, {method: seconds}, ae). The
+    fitted scikit-learn detectors go into `keep` (method -> estimator) when it is given."""
     scores, secs, ae = {m: {} for m in methods}, {}, None
     if "autoencoder" in methods:
         ae = _fit_autoencoder(cfg, run, x_fit, x_val, seed, tag, epochs or cfg.epochs)
@@ -57,6 +58,8 @@ def fit_score(cfg, run, x_fit, x_val, x_eval: dict, seed: int, tag: str, methods
     for m in [m for m in methods if m in others]:
         t0 = time.time()
         est = others[m]().fit(x_fit)
+        if keep is not None:
+            keep[m] = est
         for split, x in x_eval.items():
             scores[m][split] = -est.score_samples(x)  # higher = more anomalous
         secs[m] = time.time() - t0

@@ -29,6 +29,7 @@ from ... import data
 from ...toolkit import loop, report, schedules, train
 from . import tokens as text
 from ...toolkit.config import Common
+from .imdb_page import imdb_page
 from ..contract import Headline, Profile, Reference, Task, Tuning
 from ...errors import ExomlError
 from ...toolkit.metrics import classification_metrics
@@ -261,4 +262,5 @@ TASK = Task(
     reference=Reference("84.3% test accuracy (Keras bidirectional LSTM example); 88.9% (Maas et al. 2011)", 0.843,
                         "keras.io examples; ACL 2011"),
     config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
+    page=imdb_page(NAME, build_model),
     tuning=Tuning("val_accuracy"), export=export)

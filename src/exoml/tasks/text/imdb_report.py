@@ -1,5 +1,6 @@
 """The IMDB task's figures and report text (data, training, evaluation, the most confident
-mistakes), and `exoml predict imdb`: the verdict on one review while it is read, prefix by prefix."""
+mistakes), and one review read with a run's model (load_sentiment, positive_probability,
+word_influence: shared by `exoml predict imdb` and `exoml serve`)."""
 from __future__ import annotations
 
 import json
@@ -65,13 +66,10 @@ def sections(cfg, ds, corpus: dict, len_train, unk_rate: float, n_val: int, best
     ]
 
 
-def predict_review(args, task: str, build_model) -> int:
-    """Classify the review of args.text / args.file with the run's model; plot p(positive) after each
-    prefix of it (how the verdict builds up)."""
-    from ...toolkit.runs import Run
-    from ...toolkit.weights import load_state, open_run
-    review, name = text.read_text_input(args.text, args.file)
-    run_dir, info = open_run(task, args.run, args.out)
+def load_sentiment(run_dir, info: dict, task: str, build_model) -> tuple:
+    """(model in eval mode, vocabulary, the run's settings) of an imdb run: what `exoml predict` and
+    `exoml serve` read reviews with."""
+    from ...toolkit.weights import load_state
     c = info["config"]
     try:
         words = json.loads((run_dir / "vocab.json").read_text())
@@ -79,13 +77,53 @@ def predict_review(args, task: str, build_model) -> int:
         raise ExomlError(f"{run_dir} has no readable vocab.json") from None
     model = build_model(c, c["vocab_size"])
     load_state(model, run_dir / "model.safetensors", task=task)
-    ids = text.encode(review, words, c["max_len"], c["lowercase"], c["punctuation"])
+    return model.eval(), words, c
+
+
+def encode_review(review: str, words: list[str], c: dict) -> np.ndarray:
+    return text.encode(review, words, c["max_len"], c["lowercase"], c["punctuation"])
+
+
+def positive_probability(model, ids: torch.Tensor) -> np.ndarray:
+    """p(positive) of each row of right-padded token ids (B, T)."""
+    return torch.sigmoid(train.predict(model, ids, batch_size=64)).numpy()
+
+
+def word_influence(model, review: str, words: list[str], c: dict) -> tuple[float, list[tuple[str, float]]]:
+    """(p(positive), [(token, influence)]) by occlusion: a token's influence is p(positive) of the
+    review minus p(positive) with that token left out (positive: it pushed the verdict towards
+    positive). Only the tokens the model reads (the last max_len) are scored."""
+    toks = text.tokenize(review, c["lowercase"], c["punctuation"])[-c["max_len"]:]
+    ids = encode_review(review, words, c)[0]
+    n = len(ids)
+    batch = torch.zeros((n + 1, max(n, 1)), dtype=torch.long)
+    batch[0, :n] = torch.as_tensor(ids)
+    for i in range(n):
+        rest = np.delete(ids, i)
+        batch[i + 1, :len(rest)] = torch.as_tensor(rest)
+    if n == 1:  # nothing is left without the only token: its influence is its distance from a coin toss
+        batch = batch[:1]
+    probs = positive_probability(model, batch)
+    p = float(probs[0])
+    drops = p - probs[1:] if n > 1 else np.array([p - 0.5])
+    return p, [(t if i != text.UNK else f"{t}?", float(d)) for t, i, d in zip(toks, ids, drops)]
+
+
+def predict_review(args, task: str, build_model) -> int:
+    """Classify the review of args.text / args.file with the run's model; plot p(positive) after each
+    prefix of it (how the verdict builds up)."""
+    from ...toolkit.runs import Run
+    from ...toolkit.weights import open_run
+    review, name = text.read_text_input(args.text, args.file)
+    run_dir, info = open_run(task, args.run, args.out)
+    model, words, c = load_sentiment(run_dir, info, task, build_model)
+    ids = encode_review(review, words, c)
     n = ids.shape[1]
     cuts = np.unique(np.linspace(1, n, min(n, 60)).round().astype(int))
     prefixes = torch.zeros((len(cuts), n), dtype=torch.long)
     for i, k in enumerate(cuts):
         prefixes[i, :k] = torch.as_tensor(ids[0, :k])
-    probs = torch.sigmoid(train.predict(model, prefixes, batch_size=64)).numpy()
+    probs = positive_probability(model, prefixes)
     p = float(probs[-1])
     label = "positive" if p > 0.5 else "negative"
     known = float((ids != text.UNK).mean())

@@ -39,6 +39,7 @@ from ... import data
 from ...toolkit import report, train
 from . import series as ts
 from ...toolkit.config import Common
+from .electricity_page import electricity_page
 from ..contract import Headline, Profile, Reference, Task
 from ...errors import ExomlError
 from . import electricity_plots
@@ -268,5 +269,6 @@ TASK = Task(
     headline=Headline("H_test_mse_kw2", "test MSE, protocol H (kW²)", higher_is_better=False),
     reference=Reference("weekly RMSE: naive 465 kW, LSTM 368-400 kW", None,
                         "Brownlee, multi-step LSTM forecasting of household power"),
+    page=electricity_page(),
     config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args, export=export,
     tune_note="its history mixes protocols H and D; tune protocol H with --protocols H --metric val_loss")

@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 
 from . import augment, common as vision, report
+from .page import image_page
 from ..contract import Headline, Profile, Reference, Task, Tuning
 from ...toolkit import loop, schedules
 from .muon import Muon
@@ -216,4 +217,5 @@ TASK = Task(
     reference=Reference("94.0% test accuracy in 3.3 s on one A100 (airbench94)", 0.94,
                         "Jordan, 94% on CIFAR-10 in 3.29 seconds, arXiv:2404.00498"),
     config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
+    page=image_page(NAME, sys.modules[__name__], size=32, grey=False, mode="photo", canvas=False),
     tuning=Tuning("val_accuracy"), distributed=True, export=export)

@@ -1,4 +1,4 @@
-"""Reading one user image for `exoml predict` (any size or mode, PNG/JPEG/WebP/...)."""
+"""Reading one user image for `exoml predict` and `exoml serve` (any size or mode, PNG/JPEG/WebP/...)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,38 +8,45 @@ import numpy as np
 from ...errors import ExomlError
 
 
-def load_image(path: str | Path, size: tuple[int, int], grey: bool, invert_light_background: bool = False) -> np.ndarray:
-    """uint8 array (H, W) if grey else (H, W, 3), resized to `size` (W, H).
+def load_image(path: str | Path | bytes, size: tuple[int, int], grey: bool, invert_light_background: bool = False,
+               name: str = "the upload") -> np.ndarray:
+    """uint8 array (H, W) if grey else (H, W, 3), resized to `size` (W, H). `path` is a file, or the
+    bytes of one (an upload, called `name` in messages).
 
     MNIST-like digits are white on black. A photo or scan of a digit is usually dark ink on
     white paper: with `invert_light_background`, an image whose border is mostly light is
     inverted, so both kinds work. The digit is then placed as MNIST's were: its bounding box
     scaled to fit 20x20, centred by its centre of mass in 28x28. An image with no ink, or too
     small or thin to hold a digit, is refused rather than given a confident answer."""
+    import io
     from PIL import Image, UnidentifiedImageError
-    path = Path(path)
-    if path.is_dir():
-        raise ExomlError(f"{path} is a folder: give an image file")
-    if not path.is_file():
-        raise ExomlError(f"image not found: {path}")
+    if isinstance(path, (bytes, bytearray)):
+        source, label = io.BytesIO(path), name
+    else:
+        path = Path(path)
+        if path.is_dir():
+            raise ExomlError(f"{path} is a folder: give an image file")
+        if not path.is_file():
+            raise ExomlError(f"image not found: {path}")
+        source, label = path, path.name
     try:
-        with Image.open(path) as im:
+        with Image.open(source) as im:
             im.load()
             im = im.convert("L" if grey else "RGB") if im.mode not in ("RGBA", "LA", "P") else _flatten(im, grey)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-        raise ExomlError(f"{path.name} is not a readable image ({type(e).__name__})") from None
+        raise ExomlError(f"{label} is not a readable image ({type(e).__name__})") from None
     arr = np.asarray(im)
     if arr.size == 0:
-        raise ExomlError(f"{path.name} is an empty image")
+        raise ExomlError(f"{label} is an empty image")
     if grey and invert_light_background:
         if min(arr.shape) < MIN_DIGIT_SIDE:
-            raise ExomlError(f"no digit found in {path.name}: {arr.shape[1]}x{arr.shape[0]} pixels is too small "
+            raise ExomlError(f"no digit found in {label}: {arr.shape[1]}x{arr.shape[0]} pixels is too small "
                              f"or thin to hold one (at least {MIN_DIGIT_SIDE}x{MIN_DIGIT_SIDE})")
         border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
         if border.mean() > 127:
             arr = 255 - arr
         if (arr > INK).sum() < MIN_INK_PIXELS:
-            raise ExomlError(f"no digit found in {path.name}: the image is blank (no strokes stand out "
+            raise ExomlError(f"no digit found in {label}: the image is blank (no strokes stand out "
                              "from the background)")
         return _centre_digit(arr, size)
     return np.asarray(Image.fromarray(arr).resize(size, Image.BILINEAR))

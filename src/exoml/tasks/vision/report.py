@@ -1,6 +1,7 @@
 """The image tasks' figures and write-up: explore (samples, class balance, pixel statistics),
 evaluate (metrics, confusion matrix, prediction grids, worst errors), `conclude` (metrics.json
-fields, weights and report.md text of a finished run) and `exoml predict` on one image."""
+fields, weights and report.md text of a finished run), and one image classified with a run's
+weights (load_classifier, classify, saliency: what `exoml predict` and `exoml serve` share)."""
 from __future__ import annotations
 
 import json
@@ -175,32 +176,58 @@ def add_predict_args(parser) -> None:
     parser.add_argument("image", type=Path, help="a PNG, JPEG, WebP, ... image of any size and mode")
 
 
-def prepare_image(path: Path, size: int, grey: bool, mode: str) -> np.ndarray:
+def prepare_image(path: Path | bytes, size: int, grey: bool, mode: str, name: str = "the upload") -> np.ndarray:
     """uint8 (H, W) or (H, W, 3) at size x size. mode 'digit': MNIST-style (a dark-on-light scan is
     inverted, the digit cropped and centred in a 20x20 box); 'item': grey, inverted when the border is
-    light (Fashion-MNIST items are light on black), stretched to the square; 'photo': plain resize."""
+    light (Fashion-MNIST items are light on black), stretched to the square; 'photo': plain resize.
+    `path` is a file or the bytes of one (an upload called `name`)."""
     from .images import load_image
     if mode == "digit":
-        return load_image(path, (size, size), grey=True, invert_light_background=True)
-    arr = load_image(path, (size, size), grey=grey)
+        return load_image(path, (size, size), grey=True, invert_light_background=True, name=name)
+    arr = load_image(path, (size, size), grey=grey, name=name)
     if mode == "item":
         border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
         arr = 255 - arr if border.mean() > 127 else arr
     return arr
 
 
+def load_classifier(task: str, mod, run_dir: Path, info: dict) -> tuple[nn.Module, list[str]]:
+    """(the run's network in eval mode on the CPU, its class names): what `exoml predict` and
+    `exoml serve` classify with."""
+    from ...toolkit.weights import load_state
+    model = mod.build_model(config_from_run(mod.Config, info))
+    meta = load_state(model, Path(run_dir) / "model.safetensors", task)
+    classes = json.loads(meta.get("classes", "[]")) or [str(i) for i in range(model_classes(model))]
+    return model.eval(), classes
+
+
+def classify(model: nn.Module, image: np.ndarray) -> np.ndarray:
+    """Class probabilities of one prepared uint8 image (no test-time augmentation)."""
+    return torch.softmax(predict_logits(model, nchw(image[None]), tta="none"), 1)[0].numpy()
+
+
+def saliency(model: nn.Module, image: np.ndarray, target: int, samples: int = 16, noise: float = 0.1,
+             seed: int = 0) -> np.ndarray:
+    """SmoothGrad (Smilkov et al. 2017): the gradient of the target class's logit with respect to the
+    input pixels, averaged over `samples` copies of the image with Gaussian noise (std `noise`, in
+    [0, 1] pixel units), absolute, the largest over the colour channels: an (H, W) map of the pixels
+    whose change would move the answer most."""
+    model.eval()
+    x = nchw(image[None]).float().div(255)
+    g = torch.Generator().manual_seed(seed)
+    xs = (x + noise * torch.randn((samples, *x.shape[1:]), generator=g)).requires_grad_(True)
+    model(xs)[:, target].sum().backward()
+    return xs.grad.mean(0).abs().amax(0).numpy()
+
+
 def predict_image(args, task: str, mod, size: int, grey: bool, mode: str) -> int:
     """`exoml predict TASK IMAGE`: top-5 classes of one image with the latest (or given) run's weights;
     saves <run>/predictions/<image stem>.png (the image and its probability bars)."""
-    from ...toolkit.weights import load_state, open_run
+    from ...toolkit.weights import open_run
     run_dir, info = open_run(task, args.run, args.out)
-    cfg = config_from_run(mod.Config, info)
-    model = mod.build_model(cfg)
-    meta = load_state(model, run_dir / "model.safetensors", task)
-    classes = json.loads(meta.get("classes", "[]")) or [str(i) for i in range(model_classes(model))]
+    model, classes = load_classifier(task, mod, run_dir, info)
     image = prepare_image(args.image, size, grey, mode)
-    x = nchw(image[None])
-    probs = torch.softmax(predict_logits(model, x, tta="none"), 1)[0].numpy()
+    probs = classify(model, image)
     order = np.argsort(-probs)[:5]
     print(f"{args.image.name}: {classes[order[0]]} ({probs[order[0]]:.1%})  [run {run_dir}]")
     for rank, c in enumerate(order, 1):
