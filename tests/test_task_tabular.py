@@ -339,6 +339,8 @@ def test_kddcup_end_to_end_and_predict(tmp_path, capsys):
     _one_line_error(capsys, "src_bytes", "not a number")
     assert main(["run", "kddcup", "--quick", "--protocols", "C", "--out", str(out)]) == 2
     _one_line_error(capsys, "--protocols")
+    assert main(["run", "kddcup", "--quick", "--knn-k", "0", "--out", str(out)]) == 2
+    _one_line_error(capsys, "--knn-k", "at least 1")
 
 
 def test_kdd_twins_of_normal_rows_and_knn_distance():

@@ -85,7 +85,7 @@ class Config(Common):
     ocsvm_gamma: float = 0.0          # RBF kernel width, 1 / (feature units)^2 (0: 1 / number of features)
     ocsvm_nu: float = 0.1             # one-class SVM: upper bound on the training share outside the boundary
     knn_k: int = 5                    # protocol B's nearest-neighbour detector: neighbours averaged
-    knn_reference: int = 20000        # ... distinct normal training rows it measures against (a random sample)
+    knn_reference: int = 20000        # protocol B's kNN detector: distinct normal training rows it measures against (a random sample)
     train_subset: int = 0             # use a random N rows of the 10% file (0: all; quick runs)
     test_subset: int = 0              # protocol B: a random N rows of `corrected` (0: all)
     threads: int = 0                  # CPU threads for numpy/scikit-learn/torch (0: library defaults)
@@ -103,6 +103,8 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     bad = sorted(set(cfg.protocols) - {"A", "B"})
     if bad or not cfg.protocols:
         raise ExomlError(f"--protocols: choose from A and B (got {', '.join(cfg.protocols)})")
+    if cfg.knn_k < 1 or cfg.knn_reference < 1:
+        raise ExomlError(f"--knn-k and --knn-reference must be at least 1 (got {cfg.knn_k} and {cfg.knn_reference})")
     with tabular.threads(cfg.threads):
         return _run(cfg, run)
 
