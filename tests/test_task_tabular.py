@@ -289,7 +289,13 @@ def test_kdd_preprocessing_uses_training_statistics_only():
 
 
 def test_kddcup_end_to_end_and_predict(tmp_path, capsys):
-    data.import_("kddcup", write_kddcup(tmp_path / "raw", n_train=240, n_test=120), subset=True)
+    # the fixture's rows, plus r2l rows in training (protocol B's validation r2l recall) and a test
+    # attack with the features of a normal training row (row 0)
+    train = [kdd_row(i, ("normal", "smurf", "neptune", "back", "ipsweep", "rootkit", "guess_passwd")[i % 7])
+             for i in range(240)]
+    test = [kdd_row(i, ("normal", "smurf", "mailbomb", "snmpgetattack")[i % 4], "ftp" if i % 2 else "private")
+            for i in range(120)] + [kdd_row(0, "snmpgetattack")]
+    data.import_("kddcup", write_kddcup(tmp_path / "raw", lines={"train": train, "test": test}), subset=True)
     out = tmp_path / "runs"
     assert main(["run", "kddcup", "--quick", *FAST, "--out", str(out)]) == 0
     path, m = _complete(out, "kddcup")
@@ -302,6 +308,7 @@ def test_kddcup_end_to_end_and_predict(tmp_path, capsys):
                 "B_knn_f1", "B_knn_recall_r2l", "B_knn_false_alarm_rate", "B_r2l_same_as_normal_share"):
         assert 0 <= m[key] <= 1, key
     assert m["A_untrained_autoencoder_scaler"] == m["A_isolation_forest_default_scaler"] == m["A_autoencoder_scaler"]
+    assert m["B_r2l_same_as_normal_share"] == pytest.approx(1 / 31)  # the twin of normal row 0
     for name in ("model.safetensors", "model.json", "predictions.npz", "history.csv", "report.md", "data.png",
                  "curves.png", "scores.png", "history.png", "confusion_A.png", "confusion_B.png"):
         assert (path / name).stat().st_size > 0, name

@@ -71,6 +71,8 @@ def protocol_b(cfg, rows: list[dict], choice: list[dict], per_cat: pd.DataFrame,
                  .join(grouped[["same features as a normal row", *methods]].mean()).reset_index()
                  .sort_values(["category", "rows"], ascending=[True, False]))
     by_attack["seen in training"] = by_attack.attack.isin(seen)
+    chosen = {r["method"]: r["scaler"] for r in rows}
+    val = {r["method"]: r for r in choice if chosen.get(r["method"]) == r["scaler"]}  # validation of the chosen
     r2l = per_cat[per_cat.category == "r2l"]
     twins = r2l["same features as a normal row"]
     top = r2l[twins].attack.value_counts()
@@ -79,12 +81,17 @@ def protocol_b(cfg, rows: list[dict], choice: list[dict], per_cat: pd.DataFrame,
                + (": " + ", ".join(f"{a} {n}" for a, n in top[top > 0].items()) if twins.any() else "")
                + ". A detector gives such a row the score of its normal twin, so it can flag it only by flagging "
                f"that normal traffic too: at a low false-alarm rate the reachable r2l recall is about "
-               f"{1 - twins.mean():.2f}. The k-nearest-neighbour distance ({cfg.knn_k} neighbours among "
-               f"{cfg.knn_reference} distinct normal training rows) is there for r2l: it is local, a few unusual "
-               "features put a row far from every normal row, where the autoencoder's error averages over all its "
-               f"input features. It was tried for its recall on the validation r2l rows ({n_vr2l} "
-               "r2l rows of the 10% file, never trained on in protocol B: `val_r2l_recall` above); its scaler, like "
-               "every method's, is chosen by validation F1."
+               f"{1 - twins.mean():.2f}.\n\nTried for r2l: the k-nearest-neighbour distance (`knn`: {cfg.knn_k} "
+               f"neighbours among {cfg.knn_reference} distinct normal training rows), a local score (a few unusual "
+               "features put a row far from every normal row) where the autoencoder's error averages over all its "
+               "input features. The choice among detectors is validation's: with its chosen scaler, each method's "
+               "validation F1 and its recall on the validation r2l rows (the "
+               f"{n_vr2l} r2l rows of the 10% file, never trained on in protocol B) were "
+               + ", ".join(f"{m} {val[m]['val_f1']:.4f} and {val[m].get('val_r2l_recall', float('nan')):.3f}"
+                           for m in val)
+               + f"; the best validation F1 is {max(val, key=lambda m: val[m]['val_f1'])}'s. How far the validation "
+               "r2l recall guides the test's depends on how alike the two files' r2l attacks are (compare the "
+               "`seen in training` column); the test's recall per attack is in the table above.\n"
                if len(r2l) else "")
     return ("Protocol B (train on normal traffic, test on `corrected`)", report.md_table(rows) +
             f"\n\n{n_fit} normal rows for fitting, {n_val} held out (validation loss and "
