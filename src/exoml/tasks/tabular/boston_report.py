@@ -164,8 +164,8 @@ def write_up(cfg, metrics: dict, scores: dict[str, dict], cv: dict, trials: list
          f"**MEDV is censored at 50.0** ({metrics['n_censored_at_50']} tracts, $50,000 and above, are recorded as "
          "exactly 50): the true values are unknown, so every model underestimates the top of the market and the "
          "residual plot shows a line of points at 50 (red crosses)."),
-        ("Test results", md_table(table_md) + "\n\nOne fixed split of 102 test tracts is a noisy estimate; "
-         "the repeated CV below uses every row."),
+        ("Test results", md_table(table_md) + f"\n\nOne fixed split of {metrics['n_test']} test tracts is a noisy "
+         "estimate; the repeated CV below uses every row."),
         ("Repeated k-fold cross-validation (OLS and the nested engineered model)",
          f"Repeated shuffled {cfg.cv_folds}-fold CV over all {n_rows} rows, the same {len(cv['r2'])} outer folds "
          f"for both models (mean ± std over the folds):\n\n"
