@@ -24,10 +24,18 @@ import records  # noqa: E402
 # Columns shown beside each task's headline metric (the headline itself comes from the task's
 # contract): (metrics.json key, label, format).
 EXTRA: dict[str, list[tuple[str, str, str]]] = {
-    "boston": [("ols_test_r2", "OLS test R²", "f4")],
+    "boston": [("ols_test_r2", "OLS test R²", "f4"),
+               ("engineered_cv_r2_mean", "engineered R², nested repeated k-fold CV (mean over folds)", "f4"),
+               ("engineered_cv_r2_std", "its sd over folds", "f4"),
+               ("ols_cv_r2_mean", "OLS R², same folds", "f4"), ("ols_cv_r2_std", "its sd over folds", "f4")],
     "imdb": [("f1", "F1", "f3")],
     "iris": [("accuracy", "matched accuracy", "pct2")],
-    "kddcup": [("B_f1", "protocol B F1", "f4")],
+    "kddcup": [("A_autoencoder_f1_std", "its sd over A's splits", "f4"), ("A_seeds", "A's splits", "f0"),
+               ("A_autoencoder_roc_auc_mean", "A AUROC", "f4"), ("A_autoencoder_pr_auc_mean", "A AUPRC", "f4"),
+               ("A_untrained_autoencoder_f1_mean", "A F1, untrained autoencoder", "f4"),
+               ("A_isolation_forest_default_f1_mean", "A F1, default Isolation Forest", "f4"),
+               ("B_f1", "protocol B F1", "f4"), ("B_autoencoder_recall_r2l", "B r2l recall, autoencoder", "f4"),
+               ("B_knn_recall_r2l", "B r2l recall, kNN", "f4")],
     "gan": [("confident_share", "judged with confidence ≥ 0.9", "pct1"), ("class_share_min", "rarest digit", "pct1"),
             ("class_share_max", "commonest digit", "pct1"), ("inception_score", "Inception-style score (judge)", "f2")],
     "electricity": [("D_test_rmse_kw", "protocol D weekly RMSE (kW)", "f1")],

@@ -5,13 +5,15 @@ Data: Harrison & Rubinfeld (1978), 506 rows. Split: the standard train_test_spli
 random_state=42) of all 13 features (404 train / 102 test). Every choice is made on the training
 part (cross-validation); the test part is used once, for the figures below.
 Models:
-  1. ordinary least squares (closed form), which reproduces the published test R² 0.6688,
-     plus repeated shuffled k-fold CV of the same model over all 506 rows;
+  1. ordinary least squares (closed form), which reproduces the published test R² 0.6688, with
+     its coefficient table (standard errors, t, p, 95% intervals) on the training part, plus
+     repeated shuffled k-fold CV of the same model over all 506 rows;
   2. the same linear model trained by gradient descent in PyTorch (compile/fit, MSE loss),
      which must land on the closed-form solution;
   3. a model still linear in its parameters: log1p of the skewed features, polynomial terms
      (interactions), optionally a log target, ridge penalty; these choices by k-fold CV on the
-     training part only.
+     training part only; and the same repeated k-fold CV as OLS, nested: every outer fold makes
+     all of these choices again on its own training rows.
 Measured results: BENCHMARKS.md (OLS reproduces the published test R² 0.6688).
 
 Ethics: column B = 1000(Bk - 0.63)^2, Bk the proportion of Black residents, encodes the authors'
@@ -29,12 +31,10 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
-from sklearn.compose import TransformedTargetRegressor
-from sklearn.linear_model import LinearRegression, RidgeCV
+from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
-from sklearn.model_selection import KFold, RepeatedKFold, cross_val_score, cross_validate, train_test_split
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer, PolynomialFeatures, StandardScaler
+from sklearn.model_selection import RepeatedKFold, cross_validate, train_test_split
+from sklearn.preprocessing import StandardScaler
 
 from ... import data
 from ...toolkit import loop, plots, schedules, train
@@ -44,6 +44,8 @@ from ..contract import Headline, Profile, Reference, Task
 from ...errors import ExomlError
 from . import boston_report
 from . import common as tabular
+from .boston_engineered import EngineeredRidge, engineered_predict
+from .boston_inference import ols_table
 
 NAME = "boston"
 MIN_ROWS = 50  # a test split and 5-fold cross-validation on the rest need this many
@@ -54,7 +56,7 @@ class Config(Common):
     test_size: float = 0.2            # fraction of the 506 rows held out (the standard 80/20 split)
     split_seed: int = 42              # random_state of the split: 42 gives the published R² 0.6688
     cv_folds: int = 5                 # k of every k-fold CV (model choice, and the repeated CV of OLS)
-    cv_repeats: int = 10              # shuffles of the repeated k-fold CV of OLS
+    cv_repeats: int = 10              # shuffles of the repeated k-fold CV (OLS, and the nested CV of the engineered model)
     degrees: list[int] = field(default_factory=lambda: [1, 2, 3],
                                metadata={"help": "polynomial degrees tried for the engineered model"})
     skew: float = 0.75                # skewness (training part) above which a non-negative feature gets log1p
@@ -93,23 +95,24 @@ class LinearModel(nn.Module):
         return self(x) * self.y_std + self.y_mean
 
 
-def _log1p_columns(X, columns=()):
-    X = X.copy()
-    X[list(columns)] = np.log1p(X[list(columns)])
-    return X
-
-
-def engineered_predict(m: dict, X: pd.DataFrame) -> np.ndarray:
-    """The engineered ridge model from its exported arrays (models.json), without scikit-learn's
-    fitted objects: log1p -> polynomial terms -> standardise -> linear -> exp if log target."""
-    Z = _log1p_columns(X[m["features"]], m["log_columns"]).to_numpy()
-    Z = PolynomialFeatures(m["degree"], include_bias=False).fit_transform(Z)  # no fitted state but the width
-    y = (Z - np.array(m["mean"])) / np.array(m["scale"]) @ np.array(m["coef"]) + m["intercept"]
-    return np.exp(y) if m["log_target"] else y
-
-
 def scores(y, p) -> dict:
     return {"r2": r2_score(y, p), "rmse": root_mean_squared_error(y, p), "mae": mean_absolute_error(y, p)}
+
+
+CV_SCORING = {"r2": "r2", "rmse": "neg_root_mean_squared_error", "mae": "neg_mean_absolute_error"}
+
+
+def engineered_model(cfg: Config) -> EngineeredRidge:
+    return EngineeredRidge(degrees=tuple(cfg.degrees[:1] if cfg.dry_run else cfg.degrees), skew=cfg.skew,
+                           alphas=np.logspace(-3, 3, cfg.n_alphas), folds=cfg.cv_folds, seed=cfg.seed)
+
+
+def repeated_cv(estimator, X: pd.DataFrame, y: np.ndarray, cv) -> tuple[dict, list]:
+    """({r2, rmse, mae: one value per outer fold}, the fitted estimator of each fold). cross_validate
+    gives each fold's estimator a clone fitted on that fold's training rows only; an estimator
+    that makes its choices in fit (EngineeredRidge) is thus cross-validated nested."""
+    res = cross_validate(estimator, X, y, cv=cv, scoring=CV_SCORING, return_estimator=True)
+    return {k: np.abs(res[f"test_{k}"]) for k in CV_SCORING}, res["estimator"]
 
 
 def run(cfg: Config, run) -> tuple[dict, str]:
@@ -140,11 +143,11 @@ def _run(cfg: Config, run) -> tuple[dict, str]:
     p_ols = ols.predict(X_te)
     scaler = StandardScaler().fit(X_tr)
     coef_std = LinearRegression().fit(scaler.transform(X_tr), y_tr).coef_  # MEDV per standard deviation
+    table, ols_fit = ols_table(X_tr, y_tr)
+    # the same folds for both models, so their per-fold scores pair up
     repeated = RepeatedKFold(n_splits=cfg.cv_folds, n_repeats=1 if cfg.dry_run else cfg.cv_repeats,
                              random_state=cfg.seed)
-    cv = cross_validate(LinearRegression(), X, y, cv=repeated,
-                        scoring={"r2": "r2", "rmse": "neg_root_mean_squared_error", "mae": "neg_mean_absolute_error"})
-    cv = {k: np.abs(cv[f"test_{k}"]) for k in ("r2", "rmse", "mae")}
+    cv, _ = repeated_cv(LinearRegression(), X, y, repeated)
 
     # 2. the same model by gradient descent: full-batch MSE on standardised x and y
     model = LinearModel(len(feats))
@@ -169,41 +172,32 @@ def _run(cfg: Config, run) -> tuple[dict, str]:
                     "history.png")
 
     # 3. engineered, still linear in the parameters; choices by k-fold CV on the training part
-    skew = X_tr.skew()
-    log_cols = [c for c in feats if skew[c] > cfg.skew and X_tr[c].min() >= 0 and X_tr[c].nunique() > 2]
-    alphas = np.logspace(-3, 3, cfg.n_alphas)
-    folds = KFold(cfg.cv_folds, shuffle=True, random_state=cfg.seed)
-    trials = []
-    for log_x in (False, True):
-        for degree in cfg.degrees[:1] if cfg.dry_run else cfg.degrees:
-            for log_y in (False, True):
-                log1p = FunctionTransformer(_log1p_columns, kw_args={"columns": log_cols if log_x else []})
-                pipe = make_pipeline(log1p, PolynomialFeatures(degree, include_bias=False), StandardScaler(),
-                                     RidgeCV(alphas=alphas))
-                est = (TransformedTargetRegressor(pipe, func=np.log, inverse_func=np.exp, check_inverse=False)
-                       if log_y else pipe)
-                r2 = cross_val_score(est, X_tr, y_tr, cv=folds, scoring="r2")
-                trials.append({"log_features": log_x, "degree": degree, "log_target": log_y,
-                               "cv_r2_mean": r2.mean(), "cv_r2_std": r2.std(), "est": est})
-    best = max(trials, key=lambda t: t["cv_r2_mean"])
-    est = best["est"].fit(X_tr, y_tr)
-    pipe = est.regressor_ if best["log_target"] else est
-    eng = {"task": NAME, "features": feats, "log_columns": log_cols if best["log_features"] else [],
-           "degree": best["degree"], "log_target": best["log_target"], "alpha": float(pipe[-1].alpha_),
-           "mean": pipe[2].mean_, "scale": pipe[2].scale_, "coef": pipe[-1].coef_,
-           "intercept": float(pipe[-1].intercept_)}
+    est = engineered_model(cfg).fit(X_tr, y_tr)
+    best, trials, log_cols = est.best_, est.trials_, est.log_columns_
+    eng = est.export(feats, NAME)
     p_eng = engineered_predict(eng, X_te)
     if not np.allclose(p_eng, est.predict(X_te), rtol=1e-6, atol=1e-6):
         raise ExomlError("internal error: the exported engineered model does not reproduce scikit-learn's predictions")
+    # the same repeated k-fold CV as OLS, every choice above made again inside each outer fold
+    cv_eng, fold_models = repeated_cv(engineered_model(cfg), X, y, repeated)
+    fold_choices = [{"fold": i, "rows_fit": m.n_fit_rows_, "degree": m.best_["degree"],
+                     "log_features": m.best_["log_features"], "log_target": m.best_["log_target"],
+                     "alpha": m.alpha_, "log_columns": m.log_columns_, "r2": float(cv_eng["r2"][i])}
+                    for i, m in enumerate(fold_models)]
     tabular.save_model(run, "models.json", {"task": NAME, "features": feats, "target": ds.target, "engineered": eng,
                                       "ols": {"coef": ols.coef_, "intercept": float(ols.intercept_),
-                                              "mean": scaler.mean_, "scale": scaler.scale_, "coef_std": coef_std}})
+                                              "mean": scaler.mean_, "scale": scaler.scale_, "coef_std": coef_std,
+                                              "table": table.reset_index(names="term").to_dict("records"),
+                                              "fit": ols_fit}})
     run.save_arrays("predictions.npz", test_index=X_te.index.to_numpy(), y_test=y_te, ols=p_ols, gradient_descent=p_gd,
                     engineered=p_eng)
 
     # verification plots
     for kind in ("pred_vs_actual", "residuals"):
         run.save_figure(boston_report.verification(kind, y_te, {"OLS": p_ols, "engineered ridge": p_eng}), f"{kind}.png")
+    run.save_figure(boston_report.residual_distribution(y_te, {"OLS": p_ols, "engineered ridge": p_eng}),
+                    "residuals_qq.png")
+    run.save_figure(boston_report.cv_folds(cv["r2"], cv_eng["r2"]), "cv_r2.png")
     run.save_figure(boston_report.coefficients(feats, coef_std, coef_gd), "coefficients.png")
 
     # metrics and report
@@ -214,11 +208,17 @@ def _run(cfg: Config, run) -> tuple[dict, str]:
                "gd_test_rmse": s_gd["rmse"], "gd_vs_ols_max_abs_diff": float(np.abs(p_gd - p_ols).max()),
                "gd_vs_ols_max_coef_diff": float(np.abs(coef_gd - coef_std).max()),
                **{f"ols_cv_{k}_{s}": float(getattr(v, s)()) for k, v in cv.items() for s in ("mean", "std")},
+               **{f"engineered_cv_{k}_{s}": float(getattr(v, s)()) for k, v in cv_eng.items() for s in ("mean", "std")},
+               "cv_folds_total": len(cv["r2"]),
+               "ols_train_r2_adj": ols_fit["r2_adj"], "ols_residual_se": ols_fit["residual_se"],
+               "ols_f_statistic": ols_fit["f_statistic"],
+               "ols_coefficients": table.reset_index(names="term").to_dict("records"),
                "engineered_degree": best["degree"], "engineered_log_features": best["log_features"],
                "engineered_log_target": best["log_target"], "engineered_alpha": eng["alpha"],
                "n_train": len(y_tr), "n_test": len(y_te), "n_censored_at_50": n_cens}
     scores_te = {"OLS (closed form)": s_ols, "OLS by gradient descent": s_gd, "engineered ridge": s_eng}
-    return metrics, boston_report.write_up(cfg, metrics, scores_te, cv, trials, log_cols, len(y), epochs)
+    return metrics, boston_report.write_up(cfg, metrics, scores_te, cv, trials, log_cols, len(y), epochs,
+                                           cv_eng=cv_eng, fold_choices=fold_choices, table=table, ols_fit=ols_fit)
 
 
 def add_predict_args(parser) -> None:

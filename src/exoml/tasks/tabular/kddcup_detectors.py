@@ -1,5 +1,8 @@
-"""KDD Cup 99's three detectors (a tanh autoencoder, Isolation Forest, a one-class SVM), trained and
-scored the same way for both protocols, and each protocol's choice of settings on validation data."""
+"""KDD Cup 99's detectors, trained and scored the same way in both protocols: a tanh autoencoder,
+Isolation Forest and a one-class SVM (both protocols), two sanity baselines that choose and learn
+nothing (protocol A: the same autoencoder untrained, Isolation Forest with scikit-learn's defaults)
+and a k-nearest-neighbour distance (protocol B); and each protocol's choice of settings on
+validation data."""
 from __future__ import annotations
 
 import time
@@ -10,12 +13,38 @@ import torch.nn as nn
 from sklearn.ensemble import IsolationForest
 from sklearn.kernel_approximation import Nystroem
 from sklearn.linear_model import SGDOneClassSVM
+from sklearn.neighbors import NearestNeighbors
 from sklearn.pipeline import make_pipeline
 
 from ...toolkit import loop, schedules, train
 from .common import features, prf
 
-METHODS = ["autoencoder", "isolation_forest", "ocsvm"]
+METHODS = ["autoencoder", "isolation_forest", "ocsvm"]  # each chooses its settings on validation
+# Protocol A's sanity baselines: the autoencoder's shape with its random initial weights, and
+# IsolationForest() as scikit-learn ships it; both on the autoencoder's input, choosing nothing.
+BASELINES = ["untrained_autoencoder", "isolation_forest_default"]
+KNN = "knn"  # protocol B: distance to the nearest normal training rows
+
+
+class KNNDistance:
+    """Anomaly score: mean Euclidean distance to the k nearest of (up to) `reference` distinct
+    training rows, drawn at random. Distinct, because normal traffic repeats the same records
+    thousands of times: with duplicates, a row's k nearest would often be k copies of one record."""
+
+    def __init__(self, k: int, reference: int, seed: int):
+        self.k, self.reference, self.seed = k, reference, seed
+
+    def fit(self, x: np.ndarray):
+        ref = np.unique(x, axis=0)
+        if len(ref) > self.reference:
+            ref = ref[np.random.default_rng(self.seed).choice(len(ref), self.reference, replace=False)]
+        self.nn_ = NearestNeighbors(n_neighbors=min(self.k, len(ref))).fit(ref)
+        return self
+
+    def score_samples(self, x: np.ndarray) -> np.ndarray:
+        # each distinct row once: the test file repeats a few flood records ~100,000 times
+        rows, inverse = np.unique(x, axis=0, return_inverse=True)
+        return -self.nn_.kneighbors(rows)[0].mean(1)[inverse.ravel()]  # scikit-learn's sign: higher = more normal
 
 
 class AutoEncoder(nn.Module):
@@ -41,25 +70,33 @@ def ae_score(model, x: torch.Tensor) -> np.ndarray:
 
 
 def fit_score(cfg, run, x_fit, x_val, x_eval: dict, seed: int, tag: str, methods=METHODS,
-              epochs: int | None = None, keep: dict | None = None) -> tuple[dict, dict, object]:
-    """Train the detectors on x_fit; return ({method: {split: scores}}, {method: seconds}, ae). The
-    fitted scikit-learn detectors go into `keep` (method -> estimator) when it is given."""
+              epochs: int | None = None, fitted: dict | None = None) -> tuple[dict, dict, object]:
+    """Train the detectors on x_fit; return ({method: {split: scores}}, {method: seconds}, ae).
+    `fitted`, if given, receives the fitted scikit-learn-style detectors by method, to score more
+    rows later."""
     scores, secs, ae = {m: {} for m in methods}, {}, None
-    if "autoencoder" in methods:
-        ae = _fit_autoencoder(cfg, run, x_fit, x_val, seed, tag, epochs or cfg.epochs)
+    for m in [m for m in methods if m in ("autoencoder", "untrained_autoencoder")]:
+        if m == "autoencoder":
+            net = ae = _fit_autoencoder(cfg, run, x_fit, x_val, seed, tag, epochs or cfg.epochs)
+        else:
+            train.seed_everything(seed)
+            net = AutoEncoder(x_fit.shape[1], cfg.hidden).to(train.pick_device(cfg.device))
+            net.seconds = 0.0
         t0 = time.time()
         for split, x in x_eval.items():
-            scores["autoencoder"][split] = ae_score(ae, torch.from_numpy(x))
-        secs["autoencoder"] = time.time() - t0 + ae.seconds
+            scores[m][split] = ae_score(net, torch.from_numpy(x))
+        secs[m] = time.time() - t0 + net.seconds
     others = {"isolation_forest": lambda: IsolationForest(n_estimators=cfg.if_trees, random_state=seed),
               "ocsvm": lambda: make_pipeline(Nystroem(gamma=cfg.ocsvm_gamma or None, n_components=cfg.ocsvm_components,
                                                       random_state=seed),
-                                             SGDOneClassSVM(nu=cfg.ocsvm_nu, random_state=seed))}
+                                             SGDOneClassSVM(nu=cfg.ocsvm_nu, random_state=seed)),
+              "isolation_forest_default": lambda: IsolationForest(random_state=seed),
+              KNN: lambda: KNNDistance(cfg.knn_k, cfg.knn_reference, seed)}
     for m in [m for m in methods if m in others]:
         t0 = time.time()
         est = others[m]().fit(x_fit)
-        if keep is not None:
-            keep[m] = est
+        if fitted is not None:
+            fitted[m] = est
         for split, x in x_eval.items():
             scores[m][split] = -est.score_samples(x)  # higher = more anomalous
         secs[m] = time.time() - t0
@@ -107,18 +144,21 @@ def choose_a(cfg, run, prep_for, take, fit_idx, val_idx, x_vnor_for, seed: int) 
     return {m: (r["scaler"], r["epochs"] or None) for m, r in best.items()}, table
 
 
-def choose_b(fits: dict, fpr_target: float) -> tuple[dict, list[dict]]:
+def choose_b(fits: dict, fpr_target: float, methods=METHODS) -> tuple[dict, list[dict]]:
     """Protocol B's scaler per method, by F1 on its validation set: held-out normal training rows
     (scores "val", which also set the threshold) plus attack rows of the 10% file ("vatt").
     `fits[scaler] = (scores, seconds, ...)` as fit_score returns them; the first scaler wins ties.
+    The table also gives each candidate's recall on the r2l rows of the 10% file ("vr2l", when
+    scored), the validation view of the category the detectors find hardest.
     Returns ({method: scaler}, the table of candidates)."""
     best, table = {}, []
     for kind, (scores, secs, *_) in fits.items():
-        for m in METHODS:
+        for m in methods:
             thr = np.quantile(scores[m]["val"], 1 - fpr_target)
             yv = np.r_[np.zeros(len(scores[m]["val"]), bool), np.ones(len(scores[m]["vatt"]), bool)]
             f1 = prf(yv, np.r_[scores[m]["val"], scores[m]["vatt"]] > thr)["f1"]
-            table.append({"method": m, "scaler": kind, "val_f1": f1, "seconds": secs[m]})
+            r2l = {"val_r2l_recall": float((scores[m]["vr2l"] > thr).mean())} if len(scores[m].get("vr2l", [])) else {}
+            table.append({"method": m, "scaler": kind, "val_f1": f1, **r2l, "seconds": secs[m]})
             if m not in best or f1 > best[m][0]:
                 best[m] = (f1, kind)
     return {m: kind for m, (_, kind) in best.items()}, table
