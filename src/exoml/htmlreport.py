@@ -54,6 +54,11 @@ def headline(metrics: dict, task) -> tuple[str, object]:
     return task.headline.key, metrics.get(task.headline.key)
 
 
+class CannotWrite(Exception):
+    """The report's own folder cannot be written (read-only, full disk): the whole report fails,
+    unlike a damaged run, which is skipped."""
+
+
 def _render_markdown(text: str, run: Path, out_dir: Path, rel: str) -> str:
     """report.md -> HTML, its images copied under out_dir/rel/ and the links rewritten."""
     import markdown
@@ -67,8 +72,13 @@ def _render_markdown(text: str, run: Path, out_dir: Path, rel: str) -> str:
         if not source.is_file() or run.resolve() not in source.parents:
             return match.group(0)  # left as is: the browser test reports it as broken
         dest = out_dir / rel / src.replace("/", "__")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, dest)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, dest)
+        except OSError as e:
+            with open(source, "rb"):  # the run's own file unreadable: raises, and that run is skipped
+                pass
+            raise CannotWrite(f"{dest}: {e.strerror or e}") from None
         return f'src="{rel}/{html.escape(dest.name)}"'
 
     body = re.sub(r'src="([^"]+)"', copy, body)
@@ -125,11 +135,17 @@ def build_report(runs_dir: str | Path = "runs", out: str | Path | None = None) -
         raise ExomlError(f"no complete runs under {runs_dir}: run `exoml run all --quick` first")
     img_root = out_dir / "img"
     shutil.rmtree(img_root, ignore_errors=True)
+    try:
+        img_root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExomlError(f"cannot write the report under {out_dir}: {e.strerror or e}") from None
     rows, sections, skipped = [], [], []
     for task, run in found.items():
         try:  # one damaged run (a truncated metrics.json, a missing report) must not break the page
             row = _summary_row(known[task], run)
             body = _render_markdown((run / "report.md").read_text(), run, out_dir, f"img/{task}")
+        except CannotWrite as e:
+            raise ExomlError(f"cannot write the report under {out_dir}: {e}") from None
         except (OSError, ValueError, TypeError, AttributeError) as e:
             skipped.append((task, run, str(e).splitlines()[0] if str(e) else type(e).__name__))
             print(f"report: skipped {run}: {skipped[-1][2]}")
