@@ -26,7 +26,10 @@ class Count:
         self.outcomes: dict[str, str] = {}
 
     def pytest_runtest_logreport(self, report):
-        recorded = dict(report.user_properties).get("outcome")
+        props = dict(report.user_properties)
+        if props.get("probe") is False:  # a check of the corpus itself
+            return
+        recorded = props.get("outcome")
         if report.when == "call" or report.skipped or (report.failed and report.nodeid not in self.outcomes):
             if report.skipped:
                 self.outcomes[report.nodeid] = "skipped"
