@@ -88,6 +88,7 @@ def _trials(url: str):
     return study.trials if study is not None else []
 
 
+@pytest.mark.faults  # item 19 of the faults corpus: concurrency on a real database
 def test_two_workers_one_killed_on_postgres(postgres, tmp_path):
     import optuna
     write_mnist(tmp_path / "mnist", n_train=200, n_test=50)

@@ -54,12 +54,22 @@ def headline(metrics: dict, task) -> tuple[str, object]:
     return task.headline.key, metrics.get(task.headline.key)
 
 
+class CannotWrite(Exception):
+    """The report's own folder cannot be written (read-only, full disk): the whole report fails,
+    unlike a damaged run, which is skipped."""
+
+
 def copier(out_dir: Path, rel: str):
     """link(src, source) for render_markdown: copies the image under out_dir/rel/ (the static report)."""
     def link(src: str, source: Path) -> str:
         dest = out_dir / rel / src.replace("/", "__")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, dest)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, dest)
+        except OSError as e:
+            with open(source, "rb"):  # the run's own file unreadable: raises, and that run is skipped
+                pass
+            raise CannotWrite(f"under {out_dir}: {dest}: {e.strerror or e}") from None
         return f"{rel}/{dest.name}"
     return link
 
@@ -129,6 +139,10 @@ def build_report(runs_dir: str | Path = "runs", out: str | Path | None = None) -
     if not any(latest_run(t.name, runs_dir) for t in tasks.all_tasks()):
         raise ExomlError(f"no complete runs under {runs_dir}: run `exoml run all --quick` first")
     shutil.rmtree(out_dir / "img", ignore_errors=True)
+    try:
+        (out_dir / "img").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExomlError(f"cannot write the report under {out_dir}: {e.strerror or e}") from None
     page = report_page(runs_dir, lambda task, folder, rel: copier(out_dir, rel))
     atomic_write_text(out_dir / "index.html", page)
     return out_dir / "index.html"
@@ -150,6 +164,8 @@ def report_page(runs_dir: Path, link_for, task_href=None) -> str:
         try:  # one damaged run (a truncated metrics.json, a missing report) must not break the page
             row = _summary_row(known[task], run)
             body = render_markdown((run / "report.md").read_text(), run, link_for(task, run, f"img/{task}"))
+        except CannotWrite as e:
+            raise ExomlError(f"cannot write the report {e}") from None
         except (OSError, ValueError, TypeError, AttributeError) as e:
             skipped.append((task, run, str(e).splitlines()[0] if str(e) else type(e).__name__))
             print(f"report: skipped {run}: {skipped[-1][2]}")

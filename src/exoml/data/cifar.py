@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import sys
 import re
 from pathlib import Path, PurePath
 
@@ -97,6 +98,14 @@ def _quiet_worker():
     the pool ends them at once, and ignore Ctrl-C, which the parent answers between two chunks."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled by the parent
+    if sys.platform.startswith("linux"):
+        # a worker ends with the importing process however that ends (a kill, a signal during its
+        # shutdown), instead of waiting forever on a queue nobody feeds, holding the caller's pipes
+        import ctypes
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
 
 
 class _Decoder:

@@ -277,6 +277,10 @@ def iter_tar(path: Path) -> Iterator[tuple[PurePosixPath, bytes]]:
                     yield name, f.read() if f else b""
             while fh.read(1 << 20):  # the rest of the stream (end blocks, padding): EOFError if truncated
                 pass
+    except PermissionError:
+        raise DataError(f"{path}: permission denied") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder, not a file") from None
     except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error) as e:
         detail = " ".join(str(e).split())  # tarfile lists every compression it tried, over several lines
         raise DataError(f"{path.name}: corrupt or truncated archive ({detail[:160]})") from None

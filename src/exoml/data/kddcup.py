@@ -76,6 +76,8 @@ def read_connections(path: Path, columns: list[str]) -> "pd.DataFrame":
             # pandas would quietly turn leading fields into an index); short rows come back as NaN.
             df = pd.read_csv(fh, header=None, dtype={i: str for i, c in enumerate(columns) if c in TEXT_COLUMNS},
                              keep_default_na=False, na_values=[""], low_memory=False)
+    except PermissionError:
+        raise DataError(f"{path}: permission denied") from None
     except (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile, gzip.BadGzipFile) as e:
         raise DataError(f"{path.name}: corrupt or truncated file ({e})") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:

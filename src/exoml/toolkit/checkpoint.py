@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import ExomlError
-from .runs import atomic_path
+from .runs import atomic_write_bytes
 
 
 def _split_state(prefix: str, obj, tensors: dict) -> object:
@@ -47,7 +47,7 @@ def _join_state(obj, tensors: dict, int_keys: bool = False):
 def save(path: Path, model, optimizers: list, schedulers: list, progress: dict,
          extra: dict[str, torch.Tensor] | None = None) -> None:
     """`progress` is JSON (step, epoch, history, ...); `extra` tensors (an epoch's data order)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
     tensors: dict[str, torch.Tensor] = {}
     sd = {k.removeprefix("_orig_mod."): v for k, v in model.state_dict().items()}
     for k, v in sd.items():
@@ -66,8 +66,8 @@ def save(path: Path, model, optimizers: list, schedulers: list, progress: dict,
     meta = {"format": "exoml-checkpoint-1", "progress": json.dumps(progress), "optimizers": json.dumps(opts),
             "schedulers": json.dumps(scheds), "rng": json.dumps({"numpy": [kind, pos, has_gauss, gauss],
                                                                  "python": [py_state[0], list(py_state[1]), py_state[2]]})}
-    with atomic_path(Path(path)) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    # serialised in memory, written by Python: a full disk is an OSError like any other write
+    atomic_write_bytes(Path(path), save(tensors, metadata=meta))
 
 
 def load(path: Path, model, optimizers: list, schedulers: list) -> dict:

@@ -52,6 +52,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(fh.fileno())
         os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.filename is None:  # a failed write() names no file: say which one (a full disk, a quota)
+            raise OSError(e.errno, e.strerror, str(path)) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -72,6 +77,10 @@ def atomic_path(path: Path):
         yield tmp
         os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
+    except OSError as e:
+        if e.filename is None:  # the writer's failed write() names no file: say which one
+            raise OSError(e.errno, e.strerror, str(path)) from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -177,15 +186,15 @@ class Run:
         return self.file(name)
 
     def save_weights(self, tensors: dict, name: str = "model.safetensors", meta: dict | None = None) -> Path:
-        from safetensors.torch import save_file
+        from safetensors.torch import save
         if not self.writes:
             return self.file(name)
         from .integrity import tensors_sha256
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
         # the content hash lets a reader tell a damaged file from a good one (weights.load_state)
         metadata = {**{k: str(v) for k, v in (meta or {}).items()}, "content_sha256": tensors_sha256(tensors)}
-        with atomic_path(self.file(name)) as tmp:
-            save_file(tensors, str(tmp), metadata=metadata)
+        # serialised in memory, written by Python: a full disk is an OSError like any other write
+        atomic_write_bytes(self.file(name), save(tensors, metadata=metadata))
         return self.file(name)
 
 
@@ -236,13 +245,23 @@ def new_run(task: str, config: dict, out: str | Path = "runs", resume: Path | No
         try:
             yield run
         except KeyboardInterrupt:
-            run.status("interrupted")
+            _record_end(run, "interrupted")
             raise
         except BaseException as e:
-            run.status("failed", error=f"{type(e).__name__}: {e}")
+            _record_end(run, "failed", error=f"{type(e).__name__}: {e}")
             raise
     finally:
         lock.close()  # releases the lock: a "running" status without it is a run whose process died
+
+
+def _record_end(run: Run, state: str, **extra) -> None:
+    """Record how a run ended, if the disk lets us: on a full disk the write can fail too, and the
+    error that stopped the run is the one to report. The run is still recognisably dead: its
+    status says "running" but no process holds its lock (is_live)."""
+    try:
+        run.status(state, **extra)
+    except OSError:
+        pass
 
 
 def _lock(path: Path):

@@ -43,7 +43,7 @@ from ..contract import Headline, Profile, Reference, Task
 from ...errors import ExomlError
 from ...toolkit.runs import Run, atomic_path
 from .gan_model import Discriminator, Generator, d_loss_fn, ema_avg, g_loss_fn, recalibrate_bn, sample
-from .gan_judge import get_judge
+from .gan_judge import get_judge, judge_run
 from .gan_report import judge_figure, loss_figure, progression_figure, save_gif, side_by_side, tile, tile_figure, write_up
 
 NAME = "gan"
@@ -96,6 +96,8 @@ PROFILES = {
 # ---------------------------------------------------------------- run -----------------
 
 def run(cfg: Config, run: Run) -> tuple[dict, str]:
+    if cfg.judge not in ("auto", "train"):
+        judge_run(cfg)  # a named judge too weak (or not an mnist run) is refused before the training
     gen = train.seed_everything(cfg.seed)
     device = train.pick_device(cfg.device)
     mnist = datasets.load("mnist")

@@ -20,11 +20,7 @@ def get_judge(cfg, mnist, run: Run, device) -> tuple[nn.Module, str]:
     from ..vision import mnist as judge_task
     if cfg.judge != "train":
         try:
-            path, _ = weights.open_run("mnist", None if cfg.judge == "auto" else Path(cfg.judge), cfg.out)
-            accuracy = judge_accuracy(path)
-            if accuracy < cfg.judge_min_accuracy:
-                raise ExomlError(f"the mnist run {path} reached {accuracy:.1%} test accuracy, below the judge's "
-                                 f"{cfg.judge_min_accuracy:.0%} (--judge-min-accuracy): its verdicts would mean nothing")
+            path, accuracy = judge_run(cfg)
         except ExomlError as e:
             if cfg.judge != "auto":
                 raise
@@ -33,6 +29,17 @@ def get_judge(cfg, mnist, run: Run, device) -> tuple[nn.Module, str]:
         else:
             return judge_task.load_classifier(path, device=device), f"mnist run {path} ({accuracy:.2%} test accuracy)"
     return train_judge(cfg, mnist, judge_task, run, device), "trained here on the training split (judge.safetensors)"
+
+
+def judge_run(cfg) -> tuple[Path, float]:
+    """(folder, test accuracy) of the mnist run --judge names (or the latest, for auto); an
+    ExomlError when there is none or it is weaker than cfg.judge_min_accuracy."""
+    path, _ = weights.open_run("mnist", None if cfg.judge == "auto" else Path(cfg.judge), cfg.out)
+    accuracy = judge_accuracy(path)
+    if accuracy < cfg.judge_min_accuracy:
+        raise ExomlError(f"the mnist run {path} reached {accuracy:.1%} test accuracy, below the judge's "
+                         f"{cfg.judge_min_accuracy:.0%} (--judge-min-accuracy): its verdicts would mean nothing")
+    return path, accuracy
 
 
 def judge_accuracy(path: Path) -> float:

@@ -15,7 +15,7 @@ Measured results: BENCHMARKS.md.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -40,8 +40,9 @@ MARKERS = ["o", "s", "^", "D", "v"]
 
 @dataclass
 class Config(Common):
-    k: int = 3                        # clusters studied in depth (3 species)
-    k_max: int = 10                   # elbow and silhouette curves for k = 1..k_max
+    # at most 149: 150 flowers, and a silhouette needs fewer clusters than points
+    k: int = field(default=3, metadata={"min": 1, "max": 149})      # clusters studied in depth (3 species)
+    k_max: int = field(default=10, metadata={"min": 1, "max": 149})  # elbow and silhouette curves for k = 1..k_max
     n_init: int = 10                  # K-means restarts (the run with the lowest inertia is kept)
     gmm_covariance: str = "full"      # Gaussian mixture covariance: full | tied | diag | spherical
     gmm_n_init: int = 5               # Gaussian mixture restarts (highest likelihood kept)

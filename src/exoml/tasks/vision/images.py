@@ -33,6 +33,8 @@ def load_image(path: str | Path | bytes, size: tuple[int, int], grey: bool, inve
         with Image.open(source) as im:
             im.load()
             im = im.convert("L" if grey else "RGB") if im.mode not in ("RGBA", "LA", "P") else _flatten(im, grey)
+    except PermissionError:
+        raise ExomlError(f"{path}: permission denied") from None
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
         raise ExomlError(f"{label} is not a readable image ({type(e).__name__})") from None
     arr = np.asarray(im)
