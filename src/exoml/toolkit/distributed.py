@@ -47,7 +47,20 @@ def init(device: str = "auto") -> None:
         dist.init_process_group("nccl" if cuda else "gloo")
     except (RuntimeError, ValueError) as e:
         raise ExomlError(f"could not join the torchrun process group: {str(e).splitlines()[0]}") from None
-    atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
+    atexit.register(_leave)
+
+
+def _leave() -> None:
+    """Leave the group together: a rank that tears its connections down while another is still
+    working (rank 0 writing the run's files) can make gloo's threads abort the other process
+    ("terminate called without an active exception"), so all ranks meet at a barrier first."""
+    if not dist.is_initialized():
+        return
+    try:
+        dist.barrier()
+    except RuntimeError:  # a peer is already gone (it failed): nothing left to wait for
+        pass
+    dist.destroy_process_group()
 
 
 def rank() -> int:
