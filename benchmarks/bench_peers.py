@@ -335,7 +335,7 @@ def headline(recs: list[dict]) -> str:
         ref, ex, kind = r["reference"], r["exoml"], r["metric"]["kind"]
         if r["ratios"]["reach"]:
             x = r["ratios"]["reach"]
-            speed = f"{x:.1f}× sooner" if x >= 1 else f"takes {1 / x:.3g}× as long"
+            speed = f"{x:.1f}× sooner" if x >= 1 else f"takes {1 / x:,.0f}× as long"
         elif r["task"] == "gan":
             speed = "equal training time"
         else:

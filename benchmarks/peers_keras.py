@@ -56,6 +56,15 @@ def _images(name: str, small: bool, seed: int):
     return x_tr, y_tr, x_te, y_te
 
 
+def _fit_and_score(keras, model, t0: float, train, test, epochs: int, settings: str, **fit) -> dict:
+    """The recipes' common end: fit (each epoch timed), accuracy on the test set, the result row."""
+    times = _EpochTimes(keras)
+    model.fit(*train, epochs=epochs, verbose=2, callbacks=[times.callback], **fit)
+    _, acc = model.evaluate(*test, verbose=0)
+    return {"value": float(acc), "seconds": time.perf_counter() - t0, "epoch_s": times.seconds,
+            "settings": f"{_n(epochs)}, {settings}"}
+
+
 def fashion_mnist(seed: int, small: bool) -> dict:
     """TensorFlow's "Basic classification: Classify images of clothing" (the exercise sheet's example):
     https://www.tensorflow.org/tutorials/keras/classification
@@ -70,12 +79,7 @@ def fashion_mnist(seed: int, small: bool) -> dict:
                               keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10)])
     model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
-    times = _EpochTimes(keras)
-    epochs = 1 if small else 10
-    model.fit(x_tr, y_tr, epochs=epochs, verbose=2, callbacks=[times.callback])
-    _, acc = model.evaluate(x_te, y_te, verbose=0)
-    return {"value": float(acc), "seconds": time.perf_counter() - t0, "epoch_s": times.seconds,
-            "settings": f"{_n(epochs)}, batch 32, Adam 1e-3"}
+    return _fit_and_score(keras, model, t0, (x_tr, y_tr), (x_te, y_te), 1 if small else 10, "batch 32, Adam 1e-3")
 
 
 def mnist_convnet(seed: int, small: bool) -> dict:
@@ -95,12 +99,8 @@ def mnist_convnet(seed: int, small: bool) -> dict:
                               L.MaxPooling2D(pool_size=(2, 2)), L.Flatten(), L.Dropout(0.5),
                               L.Dense(10, activation="softmax")])
     model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
-    times = _EpochTimes(keras)
-    epochs = 1 if small else 15
-    model.fit(x_tr, y_tr, batch_size=128, epochs=epochs, validation_split=0.1, verbose=2, callbacks=[times.callback])
-    _, acc = model.evaluate(x_te, y_te, verbose=0)
-    return {"value": float(acc), "seconds": time.perf_counter() - t0, "epoch_s": times.seconds,
-            "settings": f"{_n(epochs)}, batch 128, Adam 1e-3, validation_split 0.1"}
+    return _fit_and_score(keras, model, t0, (x_tr, y_tr), (x_te, y_te), 1 if small else 15,
+                          "batch 128, Adam 1e-3, validation_split 0.1", batch_size=128, validation_split=0.1)
 
 
 def cifar10_cnn(seed: int, small: bool) -> dict:
@@ -122,12 +122,7 @@ def cifar10_cnn(seed: int, small: bool) -> dict:
                               L.Dense(10)])
     model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
-    times = _EpochTimes(keras)
-    epochs = 1 if small else 10
-    model.fit(x_tr, y_tr, epochs=epochs, verbose=2, callbacks=[times.callback])
-    _, acc = model.evaluate(x_te, y_te, verbose=0)
-    return {"value": float(acc), "seconds": time.perf_counter() - t0, "epoch_s": times.seconds,
-            "settings": f"{_n(epochs)}, batch 32, Adam 1e-3"}
+    return _fit_and_score(keras, model, t0, (x_tr, y_tr), (x_te, y_te), 1 if small else 10, "batch 32, Adam 1e-3")
 
 
 def _keras_imdb_ids(texts_train, texts_test, num_words: int) -> tuple[list, list]:
@@ -173,12 +168,8 @@ def imdb_bilstm(seed: int, small: bool) -> dict:
     x = L.Bidirectional(L.LSTM(64))(x)
     model = keras.Model(inputs, L.Dense(1, activation="sigmoid")(x))
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
-    times = _EpochTimes(keras)
-    epochs = 1 if small else 2
-    model.fit(x_tr, y_tr, batch_size=32, epochs=epochs, verbose=2, callbacks=[times.callback])
-    _, acc = model.evaluate(x_te, y_te, verbose=0)
-    return {"value": float(acc), "seconds": time.perf_counter() - t0, "epoch_s": times.seconds,
-            "settings": f"{_n(epochs)}, batch 32, Adam 1e-3, 20,000 words, length 200"}
+    return _fit_and_score(keras, model, t0, (x_tr, y_tr), (x_te, y_te), 1 if small else 2,
+                          "batch 32, Adam 1e-3, 20,000 words, length 200", batch_size=32)
 
 
 def brownlee_daily_weeks():
