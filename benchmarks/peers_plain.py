@@ -49,7 +49,7 @@ def boston_ols(seed: int, small: bool) -> dict:
 KDD_SMALL = 20000  # --smallest: rows of the 10% file
 
 
-def _kdd_protocol_a(seed: int, small: bool, splits: int, score) -> dict:
+def _kdd_protocol_a(seed: int, small: bool, splits: int | None, score) -> dict:
     """The DAGMM protocol (Zong et al. 2018) on the KDD Cup 99 10% file: `normal` (about 20%) is the
     anomaly class; a random half of the attack rows trains, the other half plus every normal row
     tests; the rows scored above the (100 - anomaly share) percentile are flagged; F1 of the flags.
@@ -59,6 +59,9 @@ def _kdd_protocol_a(seed: int, small: bool, splits: int, score) -> dict:
     import pandas as pd
     from exoml import data
     from sklearn.metrics import precision_recall_fscore_support
+    if splits is None:  # as many as exoml's protocol A makes
+        from exoml.tasks.tabular.kddcup import Config
+        splits = Config().seeds
     t0 = time.perf_counter()
     d = data.load("kddcup")
     frame = d.train
@@ -80,7 +83,7 @@ def _kdd_protocol_a(seed: int, small: bool, splits: int, score) -> dict:
     return {"value": float(np.mean(f1s)), "seconds": time.perf_counter() - t0, "epoch_s": [], "f1_per_split": f1s}
 
 
-def kdd_isolation_forest(seed: int, small: bool, splits: int = 5) -> dict:
+def kdd_isolation_forest(seed: int, small: bool, splits: int | None = None) -> dict:
     """scikit-learn's IsolationForest with its defaults (100 trees of 256 rows), -score_samples as the
     anomaly score, under the DAGMM protocol: a sanity baseline."""
     from sklearn.ensemble import IsolationForest
@@ -89,7 +92,7 @@ def kdd_isolation_forest(seed: int, small: bool, splits: int = 5) -> dict:
     return out | {"settings": f"IsolationForest() defaults, {len(out['f1_per_split'])} splits"}
 
 
-def kdd_untrained_autoencoder(seed: int, small: bool, splits: int = 5) -> dict:
+def kdd_untrained_autoencoder(seed: int, small: bool, splits: int | None = None) -> dict:
     """exoml's autoencoder architecture (64-32-8 tanh encoder, mirrored decoder) with its random
     initial weights, never trained, scored by reconstruction MSE under the DAGMM protocol: the floor
     a trained autoencoder must clear."""
