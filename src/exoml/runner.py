@@ -8,6 +8,7 @@ Everything here reads the task's contract (exoml.tasks.contract.Task), never the
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -34,13 +35,18 @@ def measured_time(task: str, profile: str) -> dict | None:
     """How long `exoml run TASK --profile PROFILE` took where it was measured: {time, hardware,
     date, row}, from the result records (benchmarks/make_docs.py writes exoml/measured.json from
     them), or None where that profile was never measured as it stands (no extra flags)."""
+    return _measured_table().get(task, {}).get(profile)
+
+
+@functools.cache
+def _measured_table() -> dict:
+    """exoml/measured.json, read once per process (--help asks for every profile of a task)."""
     import json
     from importlib import resources
     try:
-        table = json.loads(resources.files("exoml").joinpath("measured.json").read_text())
+        return json.loads(resources.files("exoml").joinpath("measured.json").read_text())
     except (OSError, ValueError):
-        return None
-    return table.get(task, {}).get(profile)
+        return {}
 
 
 def announce(task, cfg, given: bool) -> str:

@@ -165,7 +165,7 @@ def _short(v) -> str:
 
 @dataclass
 class Cache:
-    """A small LRU of loaded runs (models are small, but a long session may visit many runs)."""
+    """A small LRU of loaded runs (models are small, but a server left running may be asked for many runs)."""
     size: int = 8
     items: dict = field(default_factory=dict)
 

@@ -202,7 +202,7 @@ def _run(cfg: Config, run) -> tuple[dict, str]:
         vatt_idx = r.choice(att, min(cfg.b_val_attacks, len(att)), replace=False)  # validation attacks (10% file)
         vr2l_idx = np.flatnonzero(cat_tr == "r2l")  # never trained on in B: validation of the r2l recall
         methods_b = METHODS + [KNN]
-        fits, knn, fitted = {}, {}, {}  # every method with every scaler; each then keeps the scaler of its best validation F1
+        fits, fitted = {}, {}  # every method with every scaler; each then keeps the scaler of its best validation F1
         for kind in cfg.scalers_b:
             prep = fit_prep(*take(fit_idx), numeric, kind)
             x_fit, x_val, x_vatt = (features(prep, *take(i)) for i in (fit_idx, val_idx, vatt_idx))
@@ -214,11 +214,11 @@ def _run(cfg: Config, run) -> tuple[dict, str]:
             # a kNN distance costs a distance to every reference row: its test rows are scored once,
             # with the scaler chosen below
             sc_k, sec_k, _ = fit_score(cfg, run, x_fit, x_val, {k: v for k, v in x_eval.items() if k != "test"},
-                                       cfg.seed, f"B-{kind}", [KNN], fitted=knn.setdefault(kind, {}))
+                                       cfg.seed, f"B-{kind}", [KNN], fitted=fitted[kind])
             fits[kind] = ({**sc, **sc_k}, {**sec, **sec_k}, ae, prep, x_fit.shape[1])
         best, choice = choose_b(fits, cfg.fpr_target, methods_b)  # {method: scaler}, the table of candidates
         t_knn, (sc, sec, _, prep_knn, _) = time.time(), fits[best[KNN]]
-        sc[KNN]["test"] = -knn[best[KNN]][KNN].score_samples(features(prep_knn, num_te, sym_te))
+        sc[KNN]["test"] = -fitted[best[KNN]][KNN].score_samples(features(prep_knn, num_te, sym_te))
         sec[KNN] += time.time() - t_knn
         scores, secs = {m: fits[k][0][m] for m, k in best.items()}, {m: fits[k][1][m] for m, k in best.items()}
         _, _, ae, prep, input_dim = fits[best["autoencoder"]]
