@@ -25,6 +25,7 @@ pytest.importorskip("uvicorn", reason="exoml serve needs the serve extra")
 pytestmark = pytest.mark.skipif(CHROMIUM is None or DRIVER is None,
                                 reason="chromium and chromedriver are not installed (.ci/run installs them)")
 
+from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
@@ -78,9 +79,14 @@ def browser(tmp_path_factory):
 
 
 def submit_and_wait(browser, selector: str = "#verdict, .error"):
-    old = browser.find_element(By.TAG_NAME, "html")
+    # The form posts and the browser loads a new document. Waiting for the old <html> element to go
+    # stale races with Chromium ("Node with given id does not belong to the document" while the old
+    # document is torn down), so the old document is marked by a window property instead: the new
+    # document has a fresh window object without it.
+    browser.execute_script("window.__exomlOld = true;")
     browser.find_element(By.ID, "submit").click()
-    WebDriverWait(browser, 60).until(EC.staleness_of(old))
+    WebDriverWait(browser, 60, ignored_exceptions=(WebDriverException,)).until(
+        lambda b: b.execute_script("return window.__exomlOld === undefined && document.readyState === 'complete'"))
     return WebDriverWait(browser, 60).until(EC.presence_of_element_located((By.CSS_SELECTOR, selector)))
 
 
