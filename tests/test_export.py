@@ -218,7 +218,7 @@ def test_missing_onnxruntime_says_how_to_install(trained, monkeypatch, capsys):
     _one_line_error(capsys, 'pip install "exoml[export]"')
 
 
-@pytest.mark.parametrize("rnn,pooling", [("lstm", "mean"), ("gru", "last"), ("gru", "max")])
+@pytest.mark.parametrize("rnn,pooling", [("lstm", "mean"), ("gru", "last"), ("gru", "max"), ("mingru", "maxmean")])
 def test_imdb_rnn_variants_export_with_any_length(rnn, pooling):
     """Every cell and pooling of the imdb model: with the padding cut off (trim, what PyTorch runs)
     and without it (what is exported) the logits agree, and ONNX Runtime reproduces them on
@@ -228,7 +228,7 @@ def test_imdb_rnn_variants_export_with_any_length(rnn, pooling):
     from exoml.tasks.contract import Export
     from exoml.tasks.text.imdb import SentimentRNN
     torch.manual_seed(0)
-    model = SentimentRNN(60, 8, 6, layers=2, rnn=rnn, pooling=pooling, dropout=0.0).eval()
+    model = SentimentRNN(60, 8, 6, layers=2, rnn=rnn, pooling=pooling, dropout=0.0, max_len=30).eval()
     rng = np.random.default_rng(0)
     batches = []
     for n, t in ((1, 4), (7, 13), (5, 30)):

@@ -154,13 +154,50 @@ def test_tokenize_pad_and_vocabulary_cut():
 def test_masked_bidirectional_rnn_ignores_padding():
     from exoml.tasks.text.imdb import SentimentRNN
     torch.manual_seed(0)
-    for pooling in ("max", "mean", "last"):
-        model = SentimentRNN(50, 8, 6, layers=2, rnn="lstm", pooling=pooling, dropout=0.0).eval()
+    for rnn, pooling in [("lstm", "max"), ("lstm", "mean"), ("lstm", "last"), ("mingru", "maxmean"),
+                         ("mingru", "last")]:
+        model = SentimentRNN(50, 8, 6, layers=2, rnn=rnn, pooling=pooling, dropout=0.0).eval()
         short = torch.tensor([[4, 9, 13]])
         batch = torch.tensor([[4, 9, 13, 0, 0, 0, 0], [5, 6, 7, 8, 9, 10, 11]])
         with torch.no_grad():
             alone, together = model(short), model(batch)
-        assert torch.allclose(alone[0], together[0], atol=1e-6), pooling
+        assert torch.allclose(alone[0], together[0], atol=1e-6), (rnn, pooling)
+
+
+def test_mingru_scan_equals_the_step_by_step_recurrence():
+    from exoml.tasks.text.mingru import LOG_A_MIN, MinGRU, linear_scan
+    torch.manual_seed(0)
+    log_a = (-torch.nn.functional.softplus(3 * torch.randn(3, 53, 5))).clamp(min=LOG_A_MIN)  # 53: not a chunk multiple
+    b = torch.randn(3, 53, 5)
+    h, want = torch.zeros(3, 5), []
+    for t in range(53):
+        h = log_a[:, t].exp() * h + b[:, t]
+        want.append(h)
+    assert torch.allclose(linear_scan(log_a, b), torch.stack(want, 1), atol=1e-5)
+    # the layer: z = sigmoid(gate), h_t = (1 - z) h_{t-1} + z * candidate, gates from the input only
+    layer = MinGRU(4, 5)
+    x = torch.randn(2, 40, 4)
+    gate, cand = layer.proj(x).chunk(2, -1)
+    z = torch.sigmoid(gate).clamp(max=1 - math.exp(LOG_A_MIN))
+    h, want = torch.zeros(2, 5), []
+    for t in range(40):
+        h = (1 - z[:, t]) * h + torch.sigmoid(gate[:, t]) * cand[:, t]
+        want.append(h)
+    with torch.no_grad():
+        assert torch.allclose(layer(x), torch.stack(want, 1), atol=1e-5)
+        assert torch.allclose(layer(x[:, :17]), layer(x)[:, :17], atol=1e-6)  # causal: the future never leaks back
+
+
+def test_length_buckets_is_a_shuffled_permutation_of_similar_lengths():
+    from exoml.toolkit.loop import length_buckets
+    lengths = torch.randint(1, 500, (1000,))
+    order_of = length_buckets(lengths, batch_size=32, span=10)
+    first, second = order_of(torch.Generator().manual_seed(0)), order_of(torch.Generator().manual_seed(1))
+    assert sorted(first.tolist()) == list(range(1000)) and not torch.equal(first, second)
+    assert torch.equal(first, order_of(torch.Generator().manual_seed(0)))   # the generator decides
+    spread = lambda o: float(np.mean([(lengths[o[i:i + 32]].max() - lengths[o[i:i + 32]].min()).item()  # noqa: E731
+                                      for i in range(0, 992, 32)]))
+    assert spread(first) < 0.2 * spread(torch.randperm(1000))               # batches of similar lengths
 
 
 def test_imdb_predict_text_and_file(trained, tmp_path, capsys):

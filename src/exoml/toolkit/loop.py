@@ -56,7 +56,8 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
         generator: torch.Generator | None = None, drop_last: bool = True, max_steps: int | None = None,
         log: Callable[[dict], None] | None = None, on_epoch: Callable[[dict], None] | None = None,
         state: dict[str, torch.Tensor] | None = None, run: Run | None = None,
-        checkpoint: str = "checkpoint.safetensors", desc: str = "train") -> list[dict]:
+        checkpoint: str = "checkpoint.safetensors", desc: str = "train",
+        order: Callable[[torch.Generator | None], torch.Tensor] | None = None) -> list[dict]:
     """Train `model` on (x, y) and return the history (one dict per epoch).
 
     x, y: whole splits as tensors (rows first); a batch is x[idx], y[idx], moved to the model's device.
@@ -71,6 +72,8 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
     epochs: passes (fractional allowed: round(epochs x batches per epoch) steps); max_steps caps them.
     generator: the data order's RNG (a CPU torch.Generator); None: torch's global RNG on x's device
     (broadcast from rank 0 under torchrun). drop_last: drop each epoch's last partial batch.
+    order(generator) -> a permutation of range(len(x)): each epoch's row order, batch after batch
+    (e.g. `length_buckets`); None: a uniform random permutation.
     precision: toolkit.train.uses_bf16's argument (auto | bf16 | fp32 | cuda).
     log(row): each history row (e.g. run.log_epoch); on resume the checkpoint's rows are replayed
     through it first. on_epoch(row): after each epoch trained here (not replayed), before the
@@ -81,6 +84,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ExomlError(f"unknown metric(s) {unknown}: choose from {', '.join(METRICS)}")
+    epoch_order = order
     patience = patience or None  # 0 means what --patience 0 says: no early stopping
     if patience is not None and monitor is None:
         raise ExomlError("early stopping (patience) needs a monitored validation metric")
@@ -140,9 +144,10 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
             else:
                 epoch, start, rows, sums = epoch + 1, 0, 0, {}
                 if generator is not None:
-                    order = torch.randperm(n, generator=generator)
+                    order = torch.randperm(n, generator=generator) if epoch_order is None else epoch_order(generator)
                 else:  # rank 0's order everywhere
-                    order = distributed.broadcast_(torch.randperm(n, device=x.device))
+                    first = torch.randperm(n, device=x.device) if epoch_order is None else epoch_order(None).to(x.device)
+                    order = distributed.broadcast_(first)
             for i in range(start, min(per_epoch, start + total - done)):
                 idx = order[i * bs:(i + 1) * bs]
                 if world > 1:
@@ -203,6 +208,27 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
     if best_state is not None:
         model.load_state_dict(best_state)
     return history
+
+
+def length_buckets(lengths, batch_size: int, span: int = 50) -> Callable[[torch.Generator | None], torch.Tensor]:
+    """An epoch order for `fit(order=...)` in which the rows of a batch have similar lengths.
+
+    Each epoch: a random permutation, cut into windows of `span` batches; each window sorted by
+    length and cut into batches; the full batches shuffled (the last partial one stays last). A
+    model that trims each batch to its longest row (the IMDB RNN) then computes on little padding,
+    while every batch is still a random draw of rows (only its neighbours in length differ).
+    """
+    lengths = torch.as_tensor(lengths, dtype=torch.int64).cpu()
+    n, window = len(lengths), batch_size * span
+
+    def order(generator: torch.Generator | None) -> torch.Tensor:
+        perm = torch.randperm(n, generator=generator)
+        key = (torch.arange(n) // window) * (int(lengths.max()) + 1) + lengths[perm]  # window first, then length
+        perm = perm[torch.sort(key, stable=True).indices]
+        full = n // batch_size
+        blocks = perm[:full * batch_size].view(full, batch_size)[torch.randperm(full, generator=generator)]
+        return torch.cat([blocks.reshape(-1), perm[full * batch_size:]])
+    return order
 
 
 def supervised_step(model: nn.Module, loss_fn, optimizers: list, metrics=(), precision: str = "cuda",

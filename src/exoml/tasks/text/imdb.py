@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from ...toolkit import loop, report, schedules, train
 from . import tokens as text
 from ...toolkit.config import Common
 from .imdb_page import imdb_page
+from .mingru import MinGRU
 from ..contract import Headline, Profile, Reference, Task, Tuning
 from ...errors import ExomlError
 from ...toolkit.metrics import classification_metrics
@@ -49,14 +51,16 @@ class Config(Common):
     train_limit: int = 0         # use only this many training reviews (0 = all 25,000)
     test_limit: int = 0          # score only this many test reviews, stratified (0 = the whole test split)
     # model
-    rnn: str = field(default="lstm", metadata={"choices": ["lstm", "gru"], "help": "recurrent cell"})
+    rnn: str = field(default="lstm", metadata={"choices": ["lstm", "gru", "mingru"],
+                                                "help": "recurrent cell (mingru: gates read only the input, "
+                                                        "so it trains in parallel over time; mingru.py)"})
     embed_dim: int = 256         # word vector size
     hidden: int = 256            # units per direction and layer
     layers: int = 2              # stacked recurrent layers
     bidirectional: bool = True   # read each review both ways
-    pooling: str = field(default="max", metadata={"choices": ["max", "mean", "last"],
+    pooling: str = field(default="max", metadata={"choices": ["max", "mean", "maxmean", "last"],
                                                    "help": "how the per-token states become one vector"})
-    dropout: float = 0.5         # on word vectors, between layers and before the classifier
+    dropout: float = 0.5         # on word vectors, between layers and before the classifier (one mask per review, the same at every step)
     # training
     loss: str = "binary_cross_entropy"
     optimizer: str = "adam"      # all parameters: adam | adamw | sgd | rmsprop
@@ -81,25 +85,46 @@ PROFILES = {
 
 # ------------------------------------------------------------------ model ---------
 
+class LockedDropout(nn.Module):
+    """Dropout whose mask is drawn once per review and feature and kept at every time step
+    (variational dropout, Gal & Ghahramani 2016; AWD-LSTM): a unit is dropped for the whole review,
+    not re-drawn token by token, and the draw is T times smaller, which matters on a CPU, where
+    drawing a mask per token took a quarter of a training step."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, h):  # (B, T, D)
+        if not self.training or self.p == 0:
+            return h
+        keep = torch.empty(h.shape[0], 1, h.shape[2], device=h.device).bernoulli_(1 - self.p)
+        return h * keep / (1 - self.p)
+
+
 class SentimentRNN(nn.Module):
     def __init__(self, vocab_size, embed_dim, hidden, layers, rnn="lstm", bidirectional=True,
-                 pooling="max", dropout=0.5):
+                 pooling="max", dropout=0.5, max_len=None):
         super().__init__()
-        cell = {"lstm": nn.LSTM, "gru": nn.GRU}[rnn]
+        cells = {"lstm": lambda n: nn.LSTM(n, hidden, batch_first=True),
+                 "gru": lambda n: nn.GRU(n, hidden, batch_first=True), "mingru": lambda n: MinGRU(n, hidden)}
         dirs = 2 if bidirectional else 1
-        self.pooling = pooling
+        self.pooling, self.hidden, self.rnn, self.max_len = pooling, hidden, rnn, max_len
         self.trim = True  # cut the all-padding tail first (speed); off for export: a trace would fix the length
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=text.PAD)
         sizes = [embed_dim] + [hidden * dirs] * (layers - 1)
-        self.fwd = nn.ModuleList(cell(n, hidden, batch_first=True) for n in sizes)
-        self.bwd = nn.ModuleList(cell(n, hidden, batch_first=True) for n in sizes) if bidirectional else None
-        self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden * dirs, 1)
+        self.fwd = nn.ModuleList(cells[rnn](n) for n in sizes)
+        self.bwd = nn.ModuleList(cells[rnn](n) for n in sizes) if bidirectional else None
+        self.drop = LockedDropout(dropout)
+        self.head = nn.Linear(hidden * dirs * (2 if pooling == "maxmean" else 1), 1)
 
     def forward(self, x):                                   # x: (B, T) ids, right-padded with PAD
         lens = (x != text.PAD).sum(1).clamp(min=1)
         if self.trim:
             x = x[:, :int(lens.max())]                      # drop the all-padding tail of the batch
+        elif self.rnn == "mingru" and self.max_len:
+            # the chunked scan's loop count comes from the length: a trace (export) sees max_len always
+            x = nn.functional.pad(x, (0, self.max_len - x.shape[1]), value=text.PAD)
         t = torch.arange(x.shape[1], device=x.device)
         mask = t[None, :] < lens[:, None]                   # (B, T) real tokens
         # Reverse each review within its own length (padding stays at the end), so the backward
@@ -107,29 +132,37 @@ class SentimentRNN(nn.Module):
         # masking without packed sequences (which are slow to back-propagate on the CPU).
         rev = torch.where(mask, lens[:, None] - 1 - t[None, :], t[None, :])
         h = self.drop(self.embed(x))
-        with torch.autocast(x.device.type, enabled=False):  # recurrences in float32 (bf16 RNNs drift)
+        # LSTM/GRU recurrences in float32 (bf16 RNNs drift); minGRU's input products may take bf16 (its
+        # scan is float32 inside MinGRU)
+        with nullcontext() if self.rnn == "mingru" else torch.autocast(x.device.type, enabled=False):
             for i, f in enumerate(self.fwd):
-                out = f(h)[0]
+                out = self._states(f, h)
                 if self.bwd is not None:
                     idx = rev[:, :, None].expand(-1, -1, h.shape[-1])
-                    back = self.bwd[i](h.gather(1, idx))[0]
+                    back = self._states(self.bwd[i], h.gather(1, idx))
                     out = torch.cat([out, back.gather(1, rev[:, :, None].expand(-1, -1, back.shape[-1]))], -1)
-                h = self.drop(out)
-        if self.pooling == "max":
+                h = self.drop(out.float())
+        if self.pooling in ("max", "maxmean"):
             z = h.masked_fill(~mask[:, :, None], float("-inf")).amax(1)
+            if self.pooling == "maxmean":
+                z = torch.cat([z, (h * mask[:, :, None]).sum(1) / lens[:, None]], -1)
         elif self.pooling == "mean":
             z = (h * mask[:, :, None]).sum(1) / lens[:, None]
         else:  # last: forward state after the last token, backward state after the first
-            hid = self.fwd[0].hidden_size
+            hid = self.hidden
             z = h[torch.arange(x.shape[0], device=x.device), lens - 1, :hid]  # shape[0]: traced as the batch size
             if self.bwd is not None:
                 z = torch.cat([z, h[:, 0, hid:]], -1)
         return self.head(z).squeeze(-1)                     # one logit per review
 
+    @staticmethod
+    def _states(cell, h):  # (B, T, hidden) per-step states of one direction of one layer
+        return cell(h)[0] if isinstance(cell, nn.RNNBase) else cell(h)
+
 
 def build_model(c: dict, vocab_size: int) -> SentimentRNN:
     return SentimentRNN(vocab_size, c["embed_dim"], c["hidden"], c["layers"], c["rnn"], c["bidirectional"],
-                        c["pooling"], c["dropout"])
+                        c["pooling"], c["dropout"], c["max_len"])
 
 
 def export(run_dir, info):
@@ -207,13 +240,15 @@ def run(cfg: Config, run) -> tuple[dict, str]:
               f"val accuracy {row['val_accuracy']:.4f} ({row['time_s']:.0f}s)", flush=True)
 
     # --- train: the weights of the best validation accuracy are kept, training stops after `patience`
-    # epochs without a better one; a checkpoint after each epoch (`exoml run imdb --resume RUN_DIR`)
+    # epochs without a better one; a checkpoint after each epoch (`exoml run imdb --resume RUN_DIR`).
+    # Batches hold reviews of similar lengths (loop.length_buckets), so little of each is padding.
     t0 = time.time()
     history = loop.fit(model, x_tr, y_tr, loss_fn, [opt], [sched], epochs=epochs, batch_size=cfg.batch_size,
                        metrics=cfg.metrics, validate=loop.validation(x_va, y_va, loss_fn, cfg.metrics),
                        monitor="val_accuracy", mode="max", patience=cfg.patience, grad_clip=cfg.grad_clip,
                        generator=g, drop_last=False, max_steps=1 if cfg.dry_run else None, log=run.log_epoch,
-                       on_epoch=show, run=run, desc=NAME)
+                       on_epoch=show, run=run, desc=NAME,
+                       order=loop.length_buckets((x_tr != text.PAD).sum(1), cfg.batch_size))
     train_s = time.time() - t0
     best_row = max(history, key=lambda r: r["val_accuracy"])
     best, best_epoch = best_row["val_accuracy"], best_row["epoch"]

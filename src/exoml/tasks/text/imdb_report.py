@@ -44,7 +44,8 @@ def mistakes(texts, test_idx, ids, y_test, pred, prob, classes: list[str], n: in
 
 
 def intro(rnn: str, n_params: int, device_name: str, n_test: int) -> str:
-    return (f"Bidirectional {rnn.upper()} sentiment classifier trained from scratch on IMDB "
+    cell = {"mingru": "minGRU"}.get(rnn, rnn.upper())
+    return (f"Bidirectional {cell} sentiment classifier trained from scratch on IMDB "
             f"({n_params:,} parameters, {device_name}). Test metrics on "
             f"{n_test:,} test reviews{'' if n_test == 25_000 else ' (a subset: not the full test split)'}.")
 
