@@ -82,8 +82,8 @@ class Config(Common):
     judge_n_train: int = 0      # training digits for that judge (0 = all)
 
 
-# The CPU demo: a narrow net, a higher learning rate and a short average on 6,400 digits: 800 steps,
-# digit-like shapes in a few minutes on 2 cores; the judge is the mnist task's `fast` network.
+# quick: the plain DCGAN (depth 0), a short weight average, 6,400 digits: 800 steps, digit-like
+# shapes in seconds to minutes on 2 cores; its judge is the mnist task's `cpu` network on 20,000 digits.
 PROFILES = {
     "full": Profile({}, "15 epochs on all 60,000 digits, judged by the project's MNIST CNN"),
     "cpu": Profile({}, "the full recipe (about an hour on a 2-core CPU)"),

@@ -1,16 +1,22 @@
-"""IMDB review sentiment: word embedding + bidirectional LSTM, trained on IMDB only.
+"""IMDB review sentiment: word embedding + bidirectional recurrent network, trained on IMDB only.
 
 Data: the 25,000 labelled training reviews (2,500 of them held out, stratified, to choose the
 epoch) and the official 25,000-review test split, 50/50 positive/negative. Reviews are cleaned
 (`<br />` tags, case), tokenised (words, plus `!` and `?`) and mapped to a vocabulary built from
 the training split only; the tokenised corpus is cached under <data home>/imdb/tokens/.
-Model: embedding -> stacked bidirectional LSTM (or GRU) over the real tokens of each review
+Model: embedding -> stacked bidirectional LSTM, GRU or minGRU over the real tokens of each review
 (right-padded batches with exact masking: the backward direction reads each review reversed
-within its own length, so padding never enters a state) -> max-pool over time -> one logit.
-No pretrained embeddings or language models.
+within its own length, so padding never enters a state) -> max-pool over time (or max and mean)
+-> one logit. No pretrained embeddings or language models. Training batches hold reviews of
+similar length, so little of a batch is padding.
+
+Recipes: `full` (a GPU's default) is a 2x256 BiLSTM over 800 tokens; `cpu` (the default without
+a GPU) is a 2x128 bidirectional minGRU (mingru.py), whose recurrence is linear in the state and so
+runs as a scan in parallel over time: a training step of 64 reviews of 233 tokens took 0.44 s on
+the 2-core CPU, 0.61 s with LSTM cells of the same size.
 
 Headline: test accuracy on all 25,000 test reviews (measured results: BENCHMARKS.md).
-Run: `exoml run imdb` (GPU), `exoml run imdb --quick` (seconds, a 2,000-review subset).
+Run: `exoml run imdb`, `exoml run imdb --quick` (seconds, a 2,000-review subset).
 A checkpoint is written after every epoch; `exoml run imdb --resume RUN_DIR` continues a stopped run.
 Predict: `exoml predict imdb "What a wonderful film"` or `exoml predict imdb --file review.txt`.
 """
@@ -75,8 +81,11 @@ class Config(Common):
 
 PROFILES = {
     "full": Profile({}, "the BiLSTM recipe on all 25,000 training reviews"),
-    "cpu": Profile(dict(max_len=200, embed_dim=64, hidden=64, layers=1, epochs=3),
-                   "a one-layer BiLSTM over the last 200 tokens of each review, 3 epochs: a CPU-sized recipe"),
+    # chosen on the validation split (seed 0): dropout 0.5 underfits in 3 epochs (val 87.9%); 0.3
+    # and 0.15 both reach ~90.4% after 4, 0.15 with the wider train/val gap
+    "cpu": Profile(dict(rnn="mingru", embed_dim=128, hidden=128, layers=2, pooling="maxmean", dropout=0.3, lr=3e-3,
+                        epochs=4),
+                   "a 2x128 bidirectional minGRU over whole reviews, max+mean pooling, 4 epochs"),
     "quick": Profile(dict(train_limit=2000, test_limit=1000, vocab_size=5000, max_len=100, embed_dim=32, hidden=32,
              layers=1, epochs=3, lr=5e-3),
                      "seconds: a smoke test of the pipeline"),

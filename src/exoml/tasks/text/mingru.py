@@ -8,8 +8,8 @@ Feng et al. 2024, "Were RNNs All We Needed?" (arXiv:2410.01201). The state is st
 step to step (it is a recurrent network: the output at t depends on every earlier input through
 h_{t-1}), but since neither gate reads h_{t-1}, the recurrence is linear in h,
 h_t = a_t * h_{t-1} + b_t, and all T steps are found with cumulative sums instead of T dependent
-matrix products. On a 2-core CPU that is what makes a bidirectional recurrent model over whole
-reviews train in minutes where an LSTM of the same width needs hours.
+matrix products (on the 2-core CPU, IMDB's 2x128 bidirectional model trains a step 1.4x faster
+with it than with LSTM cells).
 
 The scan (`linear_scan`) works in chunks of `CHUNK` steps: inside a chunk,
 h_t = P_t * sum_{s<=t} b_s / P_s with P_t the running product of a (computed as exp of a cumulative
