@@ -135,7 +135,7 @@ def verify(spec, model_bytes: bytes, ort) -> dict:
     opts = ort.SessionOptions()
     opts.log_severity_level = 3  # warnings about unused initialisers etc. are not the user's business
     try:
-        session = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+        runtime = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime's errors derive from Exception only
         raise VerificationFailed(f"ONNX Runtime cannot load the exported model: {_first_line(e)}") from None
     n = same = within = 0
@@ -148,7 +148,7 @@ def verify(spec, model_bytes: bytes, ort) -> dict:
             ref = spec.module(*(torch.from_numpy(a) for a in batch))
         ref = [t.numpy() for t in (ref if isinstance(ref, (tuple, list)) else (ref,))]
         try:
-            got = session.run(list(spec.output_names), dict(zip(spec.input_names, batch)))
+            got = runtime.run(list(spec.output_names), dict(zip(spec.input_names, batch)))
         except Exception as e:  # e.g. a shape the trace fixed that this batch does not have
             raise VerificationFailed(f"ONNX Runtime cannot run the exported model on a batch of "
                                      f"{spec.evaluated}: {_first_line(e)}; nothing exported") from None

@@ -57,7 +57,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
         log: Callable[[dict], None] | None = None, on_epoch: Callable[[dict], None] | None = None,
         state: dict[str, torch.Tensor] | None = None, run: Run | None = None,
         checkpoint: str = "checkpoint.safetensors", desc: str = "train",
-        order: Callable[[torch.Generator | None], torch.Tensor] | None = None) -> list[dict]:
+        epoch_order: Callable[[torch.Generator | None], torch.Tensor] | None = None) -> list[dict]:
     """Train `model` on (x, y) and return the history (one dict per epoch).
 
     x, y: whole splits as tensors (rows first); a batch is x[idx], y[idx], moved to the model's device.
@@ -72,8 +72,8 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
     epochs: passes (fractional allowed: round(epochs x batches per epoch) steps); max_steps caps them.
     generator: the data order's RNG (a CPU torch.Generator); None: torch's global RNG on x's device
     (broadcast from rank 0 under torchrun). drop_last: drop each epoch's last partial batch.
-    order(generator) -> a permutation of range(len(x)): each epoch's row order, batch after batch
-    (e.g. `length_buckets`); None: a uniform random permutation.
+    epoch_order(generator) -> a permutation of range(len(x)): each epoch's row order, batch after
+    batch (e.g. `length_buckets`); None: a uniform random permutation.
     precision: toolkit.train.uses_bf16's argument (auto | bf16 | fp32 | cuda).
     log(row): each history row (e.g. run.log_epoch); on resume the checkpoint's rows are replayed
     through it first. on_epoch(row): after each epoch trained here (not replayed), before the
@@ -84,7 +84,6 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ExomlError(f"unknown metric(s) {unknown}: choose from {', '.join(METRICS)}")
-    epoch_order = order
     patience = patience or None  # 0 means what --patience 0 says: no early stopping
     if patience is not None and monitor is None:
         raise ExomlError("early stopping (patience) needs a monitored validation metric")
@@ -94,6 +93,9 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
     world, r = distributed.world_size(), distributed.rank()
     local = distributed.local_batch(bs)
     per_epoch = n // bs if drop_last else math.ceil(n / bs)
+    if epoch_order is None:  # uniform; without a generator, drawn by torch's RNG on x's device
+        def epoch_order(g):
+            return torch.randperm(n, generator=g) if g is not None else torch.randperm(n, device=x.device)
     total = count_steps(n, batch_size, epochs, drop_last, max_steps)
     if step is None:
         step = supervised_step(model, loss_fn, optimizers, metrics, precision, grad_clip)
@@ -144,10 +146,9 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
             else:
                 epoch, start, rows, sums = epoch + 1, 0, 0, {}
                 if generator is not None:
-                    order = torch.randperm(n, generator=generator) if epoch_order is None else epoch_order(generator)
+                    order = epoch_order(generator)
                 else:  # rank 0's order everywhere
-                    first = torch.randperm(n, device=x.device) if epoch_order is None else epoch_order(None).to(x.device)
-                    order = distributed.broadcast_(first)
+                    order = distributed.broadcast_(epoch_order(None).to(x.device))
             for i in range(start, min(per_epoch, start + total - done)):
                 idx = order[i * bs:(i + 1) * bs]
                 if world > 1:
@@ -211,7 +212,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, optimizers:
 
 
 def length_buckets(lengths, batch_size: int, span: int = 50) -> Callable[[torch.Generator | None], torch.Tensor]:
-    """An epoch order for `fit(order=...)` in which the rows of a batch have similar lengths.
+    """An epoch order for `fit(epoch_order=...)` in which the rows of a batch have similar lengths.
 
     Each epoch: a random permutation, cut into windows of `span` batches; each window sorted by
     length and cut into batches; the full batches shuffled (the last partial one stays last). A

@@ -151,17 +151,18 @@ class SentimentRNN(nn.Module):
                     back = self._states(self.bwd[i], h.gather(1, idx))
                     out = torch.cat([out, back.gather(1, rev[:, :, None].expand(-1, -1, back.shape[-1]))], -1)
                 h = self.drop(out.float())
-        if self.pooling in ("max", "maxmean"):
-            z = h.masked_fill(~mask[:, :, None], float("-inf")).amax(1)
-            if self.pooling == "maxmean":
-                z = torch.cat([z, (h * mask[:, :, None]).sum(1) / lens[:, None]], -1)
-        elif self.pooling == "mean":
-            z = (h * mask[:, :, None]).sum(1) / lens[:, None]
-        else:  # last: forward state after the last token, backward state after the first
+        if self.pooling == "last":  # forward state after the last token, backward state after the first
             hid = self.hidden
             z = h[torch.arange(x.shape[0], device=x.device), lens - 1, :hid]  # shape[0]: traced as the batch size
             if self.bwd is not None:
                 z = torch.cat([z, h[:, 0, hid:]], -1)
+        else:  # max, mean or maxmean over the real tokens
+            pooled = []
+            if "max" in self.pooling:
+                pooled.append(h.masked_fill(~mask[:, :, None], float("-inf")).amax(1))
+            if "mean" in self.pooling:
+                pooled.append((h * mask[:, :, None]).sum(1) / lens[:, None])
+            z = torch.cat(pooled, -1)
         return self.head(z).squeeze(-1)                     # one logit per review
 
     @staticmethod
@@ -257,7 +258,7 @@ def run(cfg: Config, run) -> tuple[dict, str]:
                        monitor="val_accuracy", mode="max", patience=cfg.patience, grad_clip=cfg.grad_clip,
                        generator=g, drop_last=False, max_steps=1 if cfg.dry_run else None, log=run.log_epoch,
                        on_epoch=show, run=run, desc=NAME,
-                       order=loop.length_buckets((x_tr != text.PAD).sum(1), cfg.batch_size))
+                       epoch_order=loop.length_buckets((x_tr != text.PAD).sum(1), cfg.batch_size))
     train_s = time.time() - t0
     best_row = max(history, key=lambda r: r["val_accuracy"])
     best, best_epoch = best_row["val_accuracy"], best_row["epoch"]
