@@ -1,18 +1,21 @@
-"""CIFAR-100 classification with a deep residual CNN (ResNet-18 layout for 32x32 images).
+"""CIFAR-100 classification with a deep CNN: a ResNet-18 (full recipe) or cifar10's airbench CNN
+made wider and trained longer (the CPU profile).
 
 Data: CIFAR-100, 50,000 training images (5,000 held out for validation) and the official 10,000
 test images, 32x32 RGB, 100 fine classes (20 superclasses, reported as `coarse_accuracy`).
-Model: 3x3 stem, four stages of residual blocks (widths 64/128/256/512, 2 blocks each, stride 2
-between stages), global average pool, linear head; the last BatchNorm of each block starts at 0 so
-each block starts as the identity. Recipe: on-device random crop (4 px reflect padding) + mirror,
-CutMix, label smoothing, Nesterov SGD with a one-cycle lr, test-time mirror averaging; bf16
-autocast and channels_last on CUDA and on CPUs with native bf16 (`--precision auto`).
+`--arch resnet`: 3x3 stem, four stages of residual blocks (widths 64/128/256/512, 2 blocks each,
+stride 2 between stages), global average pool, linear head; the last BatchNorm of each block starts
+at 0 so each block starts as the identity. Random crop (4 px reflect padding) + mirror, CutMix,
+label smoothing, Nesterov SGD with a one-cycle lr, test-time mirror averaging.
+`--arch airbench`: the network and optimizers of cifar10 (airbench.py) with 100 outputs.
+bf16 autocast and channels_last on CUDA and on CPUs with native bf16 (`--precision auto`).
 
-Profiles (`--profile`): `full` (default, 200 epochs with CutMix; aimed at >= 80% test accuracy)
-and `fast` (30 epochs without CutMix; aimed at >= 75%); measured results are in BENCHMARKS.md.
+Profiles (`--profile`): `full` (ResNet-18, 200 epochs with CutMix; the default with a GPU) and
+`cpu` (airbench widths 96/256/384, 30 epochs; the default without one); measured results are in
+BENCHMARKS.md.
 
-    exoml run cifar100                      # full recipe (a GPU job)
-    exoml run cifar100 --profile cpu
+    exoml run cifar100                      # the cpu profile without a GPU, the full one with
+    exoml run cifar100 --profile full
     exoml predict cifar100 photo.jpg        # any image: made RGB and resized to 32x32
 """
 from __future__ import annotations
@@ -26,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import augment, common as vision, report
+from . import airbench, augment, common as vision, report
 from .page import image_page
 from ..contract import Headline, Profile, Reference, Task, Tuning
 from ...toolkit import loop, schedules
@@ -37,17 +40,27 @@ NAME = "cifar100"
 
 @dataclass
 class Config(vision.ImageCommon):
-    width: int = 64                  # channels of the first stage, doubled at each following stage
-    blocks: list[int] = field(default_factory=lambda: [2, 2, 2, 2])  # residual blocks per stage (ResNet-18)
+    arch: str = field(default="resnet", metadata={"help": "resnet: ResNet-18 layout, one-cycle Nesterov SGD; "
+                      "airbench: cifar10's fast CNN (whitened first layer, Muon for conv filters)",
+                      "choices": ["resnet", "airbench"]})
+    width: int = 64                  # resnet: channels of the first stage, doubled at each following stage
+    blocks: list[int] = field(default_factory=lambda: [2, 2, 2, 2])  # resnet: residual blocks per stage (ResNet-18)
+    widths: list[int] = field(default_factory=lambda: [96, 256, 384])  # airbench: channels of the three conv groups
+    bn_momentum: float = 0.6         # airbench: BatchNorm running statistics keep this share of the old value per step
     epochs: int = 200                # passes over the training split
     batch_size: int = 512            # images per step
-    loss: str = "cross_entropy"
+    loss: str = "cross_entropy"      # resnet: averaged over the batch; airbench: summed (its learning rates assume it)
     label_smoothing: float = 0.1     # probability mass spread over the other classes
-    optimizer: str = "sgd"           # all parameters: adam | adamw | sgd | rmsprop
+    optimizer: str = field(default="sgd", metadata={"help": "resnet: of all parameters; airbench: of the BatchNorm "
+                           "and whitening biases (--lr) and the head (--head-lr), the conv filters always use Muon "
+                           "(--muon-lr): adam | adamw | sgd | rmsprop"})
     momentum: float = 0.9            # Nesterov momentum of --optimizer sgd
-    lr: float = 0.2                  # peak learning rate of the one-cycle schedule (batch 512)
-    weight_decay: float = 5e-4       # L2 penalty coefficient
-    warmup: float = 0.05             # fraction of steps warming the lr up
+    lr: float = 0.2                  # resnet: peak lr of the one-cycle schedule; airbench: lr of the biases per unit of summed loss
+    head_lr: float = 0.67            # airbench: --optimizer lr of the linear head
+    muon_lr: float = 0.24            # airbench: Muon step for conv filters (relative to the filter norm)
+    weight_decay: float = 5e-4       # resnet: L2 penalty coefficient; airbench: decoupled, fraction removed per step per image
+    warmup: float = 0.05             # resnet: fraction of steps warming the lr up
+    whiten_bias_epochs: float = 3.0  # airbench: epochs after which the whitening bias is frozen
     crop_pad: int = 4                # random crop of the image padded by this many pixels (reflect)
     flip: bool = True                # mirror half of the training images
     cutmix: float = 0.5              # probability of CutMix per batch
@@ -59,13 +72,17 @@ class Config(vision.ImageCommon):
     metrics: list[str] = field(default_factory=lambda: ["accuracy"])
 
 
-# The full recipe is the Config's defaults; the others change some of them.
-CPU = dict(epochs=30, warmup=0.15, cutmix=0.0)
+# The full recipe is the Config's defaults; the others change some of them. The CPU profile is
+# cifar10's airbench recipe made wider and longer for 100 classes: ResNet-18 trains ~140 images/s
+# on a 2-core CPU (bf16), so an hour would be only ~11 of its epochs.
+CPU = dict(arch="airbench", widths=[96, 256, 384], epochs=30, batch_size=1000, loss="cross_entropy",
+           label_smoothing=0.2, lr=0.053, momentum=0.85, weight_decay=2e-6, crop_pad=2, cutmix=0.0,
+           tta="flip_translate")
 PROFILES = {
-    "full": Profile({}, "200 epochs with CutMix (aimed at 80% test accuracy; not measured)"),
-    "cpu": Profile(CPU, "30 epochs without CutMix (aimed at 75%; not measured)"),
-    "quick": Profile({**CPU, **dict(width=8, blocks=[1, 1, 1, 1], epochs=1, batch_size=50, train_subset=300,
-                                     val_size=100, test_subset=200)}, "seconds: a smoke test of the pipeline"),
+    "full": Profile({}, "ResNet-18, 200 epochs with CutMix (aimed at 80% test accuracy; not measured)"),
+    "cpu": Profile(CPU, "airbench CNN (widths 96/256/384), 30 epochs (aimed at 75% in under an hour on a 2-core CPU)"),
+    "quick": Profile({**CPU, **dict(widths=[16, 32, 32], epochs=2, batch_size=100, train_subset=500, val_size=100,
+                                     test_subset=200, tta="flip")}, "seconds: a smoke test of the pipeline"),
 }
 
 
@@ -109,8 +126,10 @@ class ResNet(nn.Module):
         return self.head(x.mean((2, 3)))
 
 
-def build_model(cfg: Config | None = None) -> ResNet:
+def build_model(cfg: Config | None = None) -> nn.Module:
     cfg = cfg or Config()
+    if cfg.arch == "airbench":
+        return airbench.Net(cfg.widths, cfg.bn_momentum, classes=100)
     return ResNet(cfg.width, cfg.blocks)
 
 
@@ -132,26 +151,40 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     if run.writes:  # explore: samples, class balance, pixel statistics
         d.md += report.explore(run, d.x_train, d.y_train, d.classes, d.mean, d.std)
 
-    # model, loss and optimizer by name, one-cycle schedule
+    # model, loss and optimizers by name; each arch has its own recipe
     model = build_model(cfg)
     model.norm.set_stats(d.mean, d.std)
     model = model.to(device, memory_format=vision.memory_format(device))
-    loss_fn = make_loss(cfg.loss, label_smoothing=cfg.label_smoothing)
-    opt = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay, momentum=cfg.momentum, nesterov=True)
-    steps = schedules.steps(len(d.ty_train), cfg.batch_size, cfg.epochs, max_steps=1 if cfg.dry_run else None)
-    sched = schedules.lambda_lr(opt, schedules.one_cycle(steps, cfg.warmup, start=0.1))
+    max_steps = 1 if cfg.dry_run else None
+    if cfg.arch == "airbench":  # whitening filters from the first 5,000 training images; Muon + SGD, linear decay
+        model.init_whiten(model.norm(vision.to_float(d.tx_train[:5000])))
+        loss_fn = make_loss(cfg.loss, label_smoothing=cfg.label_smoothing, reduction="sum")
+        opts, scheds = airbench.optimizers(model, cfg, len(d.ty_train), max_steps=max_steps)
+    else:  # Nesterov SGD (by name) with a one-cycle schedule
+        loss_fn = make_loss(cfg.loss, label_smoothing=cfg.label_smoothing)
+        opt = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay, momentum=cfg.momentum,
+                             nesterov=True)
+        steps = schedules.steps(len(d.ty_train), cfg.batch_size, cfg.epochs, max_steps=max_steps)
+        opts, scheds = [opt], [schedules.lambda_lr(opt, schedules.one_cycle(steps, cfg.warmup, start=0.1))]
 
-    def augment_batch(xb, yb, idx, epoch):  # targets become class probabilities (CutMix mixes two labels)
-        xb = augment.translate(augment.flip(xb) if cfg.flip else xb, cfg.crop_pad, mode="reflect")
-        return augment.cutmix(xb, yb, len(d.classes), cfg.cutmix)
+    # augmentation: mirror (airbench: alternating, each image both ways in every pair of epochs) and
+    # random crop, then CutMix (targets become class probabilities: it mixes two labels)
+    if cfg.arch == "airbench" and cfg.flip:
+        flip_crop = airbench.alternating_flip(len(d.ty_train), cfg.crop_pad, device)
+    else:
+        def flip_crop(xb, yb, idx, epoch):
+            return augment.translate(augment.flip(xb) if cfg.flip else xb, cfg.crop_pad, mode="reflect"), yb
+
+    def augment_batch(xb, yb, idx, epoch):
+        return augment.cutmix(flip_crop(xb, yb, idx, epoch)[0], yb, len(d.classes), cfg.cutmix)
 
     # train
     cpu0 = time.process_time()
     with vision.Timer(device) as t_train:
-        history = loop.fit(model, d.tx_train, d.ty_train, loss_fn, [opt], [sched], epochs=cfg.epochs,
+        history = loop.fit(model, d.tx_train, d.ty_train, loss_fn, opts, scheds, epochs=cfg.epochs,
                            batch_size=cfg.batch_size, transform=vision.to_float, augment=augment_batch,
                            metrics=cfg.metrics, validate=vision.validation(d.val, cfg.metrics, cfg.precision),
-                           precision=cfg.precision, max_steps=1 if cfg.dry_run else None, log=run.log_epoch,
+                           precision=cfg.precision, max_steps=max_steps, log=run.log_epoch,
                            run=run, desc=NAME)
     cpu_s = time.process_time() - cpu0
 
@@ -160,12 +193,21 @@ def run(cfg: Config, run) -> tuple[dict, str]:
         logits = vision.predict_logits(model, d.tx_test, cfg.tta, precision=cfg.precision)
     from ...data.cifar import COARSE_OF_FINE
     coarse_acc = float(np.mean(COARSE_OF_FINE[logits.argmax(1).numpy()] == COARSE_OF_FINE[d.y_test]))
-    intro = (f"A ResNet (blocks {cfg.blocks}, base width {cfg.width}) trained on CIFAR-100 with the `{cfg.profile}` "
-             f"profile: {cfg.epochs:g} epochs at batch {cfg.batch_size}, random crop + mirror, CutMix probability "
-             f"{cfg.cutmix:g}, label smoothing {cfg.label_smoothing:g}, {cfg.optimizer} (Nesterov) with a one-cycle lr "
-             f"(peak {cfg.lr:g}), test-time augmentation `{cfg.tta}`.")
+    if cfg.arch == "airbench":
+        title = "CIFAR-100: airbench CNN"
+        intro = (f"An airbench-style CNN (widths {cfg.widths}, whitened 2x2 first layer) trained on CIFAR-100 with "
+                 f"the `{cfg.profile}` profile: {cfg.epochs:g} epochs at batch {cfg.batch_size}, Muon (lr "
+                 f"{cfg.muon_lr:g}) for conv filters, Nesterov SGD for biases (lr {cfg.lr:g}) and head (lr "
+                 f"{cfg.head_lr:g}), label smoothing {cfg.label_smoothing:g}, alternating flip + {cfg.crop_pad}-pixel "
+                 f"crop, CutMix probability {cfg.cutmix:g}, test-time augmentation `{cfg.tta}`.")
+    else:
+        title = "CIFAR-100: ResNet"
+        intro = (f"A ResNet (blocks {cfg.blocks}, base width {cfg.width}) trained on CIFAR-100 with the "
+                 f"`{cfg.profile}` profile: {cfg.epochs:g} epochs at batch {cfg.batch_size}, random crop + mirror, "
+                 f"CutMix probability {cfg.cutmix:g}, label smoothing {cfg.label_smoothing:g}, {cfg.optimizer} "
+                 f"(Nesterov) with a one-cycle lr (peak {cfg.lr:g}), test-time augmentation `{cfg.tta}`.")
     coarse = f"Superclass (coarse) accuracy, the fine prediction mapped to its superclass: {coarse_acc:.4f}."
-    return report.conclude(run, cfg, NAME, "CIFAR-100: ResNet", intro, model, d, history, logits, t_train, t_eval,
+    return report.conclude(run, cfg, NAME, title, intro, model, d, history, logits, t_train, t_eval,
                       cpu_s, [("Superclasses", coarse)], extra_metrics={"coarse_accuracy": coarse_acc})
 
 
@@ -182,7 +224,7 @@ def predict(args) -> int:
 
 TASK = Task(
     name=NAME, exercise="CIFAR-100 image classification", dataset="cifar100",
-    model="deep CNN: ResNet-18 (four stages of residual blocks), Nesterov SGD",
+    model="deep CNN: ResNet-18 with Nesterov SGD (full recipe); the airbench CNN made wider, with Muon (CPU profile)",
     headline=Headline("accuracy", "test accuracy"),
     reference=Reference("81.2% test accuracy (WRN-28-10)", 0.812, "Zagoruyko & Komodakis, BMVC 2016"),
     config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
