@@ -253,6 +253,29 @@ def test_profiles_fill_only_unset_settings():
         mnist.TASK.settings("huge")
 
 
+def test_cifar100_profiles_pick_their_arch_and_both_train(tmp_path, monkeypatch):
+    """cifar100's CPU profile is the airbench CNN, its full recipe the ResNet-18; the quick run above
+    covers the first, this one trains a small ResNet through the same pipeline."""
+    from exoml.tasks.vision import airbench, cifar100
+    assert cifar100.TASK.settings("cpu").arch == "airbench" and cifar100.TASK.settings("full").arch == "resnet"
+    assert isinstance(cifar100.build_model(cifar100.TASK.settings("cpu")), airbench.Net)
+    assert isinstance(cifar100.build_model(cifar100.TASK.settings("full")), cifar100.ResNet)
+    monkeypatch.setenv("EXOML_DATA", str(tmp_path / "data"))
+    data._loaded.clear()
+    paths = [write_cifar_binary(tmp_path / "raw", n_per_class=6, hundred=True, n_test_per_class=2)[0]]
+    data.import_("cifar100", paths, subset=True)
+    try:
+        assert main(["run", "cifar100", "--quick", "--arch", "resnet", "--width", "8", "--blocks", "1", "1", "1", "1",
+                     "--lr", "0.05", "--out", str(tmp_path / "runs")]) == 0
+    finally:
+        data._loaded.clear()
+    (run,) = list((tmp_path / "runs" / "cifar100").iterdir())
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n_test"] > 0 and 0 <= metrics["accuracy"] <= 1
+    assert json.loads((run / "config.json").read_text())["config"]["arch"] == "resnet"
+    assert "CIFAR-100: ResNet" in (run / "report.md").read_text()
+
+
 def test_muon_keeps_filter_norm_and_descends():
     torch.manual_seed(0)
     true = torch.randn(8, 3, 3, 3)
