@@ -42,8 +42,9 @@ def power_text_lines(start=datetime(2010, 1, 1), days: int = 72, step_min: int =
 
 
 def electricity_flags() -> list[str]:
-    # 72 days from 2010-01-01: test from Sunday 2010-02-28 (two whole weeks), validation two weeks before it
-    return ["--test-start", "2010-02-28", "--val-weeks", "2", "--daily-ensemble", "2"]
+    # 72 days from 2010-01-01: test from Sunday 2010-02-28 (two whole weeks), validation two weeks before it;
+    # protocol O needs more than a year (its own test below)
+    return ["--test-start", "2010-02-28", "--val-weeks", "2", "--daily-ensemble", "2", "--protocols", "H", "D"]
 
 
 @pytest.fixture(scope="module")
@@ -400,6 +401,50 @@ def test_electricity_refuses_a_test_period_without_readings(tmp_path, capsys):
     assert main(["run", "electricity", "--quick", "--out", str(tmp_path / "runs"), *electricity_flags()]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("exoml: error: the test period has no readings"), err
+
+
+def test_electricity_one_hour_protocol_trains_on_the_first_year_and_scores_the_rest(tmp_path, monkeypatch):
+    """Protocol O on 400 days of hourly rows: the first 365 days train (their last 8 weeks validate),
+    every later observed hour is a test target; the saved forecasts reproduce the metrics, and the
+    persistence baseline is the hour before."""
+    monkeypatch.setenv("EXOML_DATA", str(tmp_path / "data"))
+    data._loaded.clear()
+    lines = power_text_lines(start=datetime(2009, 1, 1), days=400, step_min=60)
+    data.import_("electricity", [write_power(tmp_path / "raw", lines)], subset=True)
+    try:
+        assert main(["run", "electricity", "--quick", "--protocols", "O", "--train-start", "",
+                     "--out", str(tmp_path / "runs")]) == 0
+    finally:
+        data._loaded.clear()
+    (run,) = list((tmp_path / "runs" / "electricity").iterdir())
+    m = json.loads((run / "metrics.json").read_text())
+    o = np.load(run / "predictions_one_hour.npz", allow_pickle=False)
+    origins = pd.to_datetime(o["origin"])
+    assert origins.min() >= pd.Timestamp("2010-01-01")  # after the first 365 days (from 2009-01-01)
+    assert o["pred_kw"].shape == (m["O_test_windows"], 1) and m["O_test_windows"] > 700
+    assert np.isclose(np.sqrt(((o["pred_kw"] - o["true_kw"]) ** 2).mean()), m["O_test_rmse_kw"])
+    assert np.isclose(np.sqrt(((o["baseline_persistence"] - o["true_kw"]) ** 2).mean()), m["O_persistence_rmse_kw"])
+    hours = pd.Series(o["true_kw"][:, 0], index=origins)
+    last = pd.Series(o["baseline_persistence"][:, 0], index=origins - pd.Timedelta(hours=1))
+    both = hours.index.intersection(last.index)
+    assert len(both) > 600 and np.allclose(hours[both], last[both])  # persistence = the previous hour's value
+    assert set(pd.read_csv(run / "history.csv")["protocol"]) == {"O"}
+    for f in ("model_one_hour.safetensors", "curves_one_hour.png", "forecast_weeks_one_hour.png"):
+        assert (run / f).is_file(), f
+    assert "Protocol O: the next hour" in (run / "report.md").read_text()
+
+
+def test_electricity_one_hour_protocol_needs_a_year(trained, monkeypatch, capsys):
+    run, _ = trained("electricity")
+    monkeypatch.setenv("EXOML_DATA", str(_home(run)))
+    data._loaded.clear()
+    try:
+        assert main(["run", "electricity", "--quick", "--out", str(run.parent.parent / "o"), "--protocols", "O",
+                     "--test-start", "2010-02-28", "--val-weeks", "2"]) == 2
+    finally:
+        data._loaded.clear()
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        "exoml: error: protocol O needs more than a year of hourly data")
 
 
 def test_imdb_refuses_a_subset_too_small_to_split(tmp_path, capsys):

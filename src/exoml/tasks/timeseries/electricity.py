@@ -1,4 +1,4 @@
-"""Household electricity: LSTM forecasts of Global_active_power, hourly (protocol H) and daily (D).
+"""Household electricity: LSTM forecasts of Global_active_power, hourly (protocols H and O) and daily (D).
 
 Data: UCI household power consumption, one reading a minute, 16/12/2006 to 26/11/2010. Missing
 minutes (`?`) are handled as documented in exoml.tasks.timeseries.series: an hour is the mean of its observed
@@ -18,6 +18,9 @@ test the 46 whole Sunday-Saturday weeks from 2010-01-03; each week's 7 days are 
 14 days before it, walking forward week by week with the actual values; RMSE overall and per day,
 next to the naive forecasts (last day, last week, same week a year ago) on the same weeks.
 Published: naive about 465 kW, LSTM variants 368-400 kW.
+Protocol O (the widely copied one-hour-ahead notebook's split): the first 365 days of hourly means
+train (here their last `val_weeks_o` weeks validate), every later hour is a test target, forecast
+from the hours before it; RMSE (kW) against persistence and the published 0.619 kW.
 Model: LSTM encoder over the input window -> linear layer -> all horizon steps at once (direct
 multi-output), MSE loss, Adam, early stopping on the validation loss; D averages a few seeds.
 
@@ -47,6 +50,8 @@ from .electricity_protocols import data_section, fit_best, hourly_report, protoc
 
 NAME = "electricity"
 HORIZON_H = 24                        # fixed by protocol H: 24 hours (protocol D's 7 days: electricity_protocols)
+HORIZON_O = 1                         # fixed by protocol O: the next hour
+YEAR_H = 365 * 24                     # protocol O: the first 365 days of hours train, the rest test
 
 
 @dataclass
@@ -55,8 +60,10 @@ class Config(Common):
     test_start: str = "2010-01-03"     # first test day (a Sunday: protocol D scores whole Sun-Sat weeks)
     val_weeks: int = 26                # weeks right before test_start held out for early stopping
     train_start: str = ""              # ignore data before this date ('' = use all; --quick uses less)
-    protocols: list[str] = field(default_factory=lambda: ["H", "D"], metadata={"help": "H (hourly), D (daily)"})
-    # protocol H: model and training
+    protocols: list[str] = field(default_factory=lambda: ["H", "D", "O"], metadata={
+        "help": "H (hourly, 24 hours ahead), D (daily, week ahead), O (one hour ahead, first year trains)"})
+    val_weeks_o: int = 8               # protocol O: weeks at the end of its training year held out for early stopping
+    # protocols H and O: model and training (O reads the same window and features)
     window_h: int = 168                # hours of history read (7 days)
     train_stride_h: int = 1            # hours between the origins of consecutive training windows
     rnn: str = field(default="lstm", metadata={"choices": ["lstm", "gru"], "help": "recurrent cell"})
@@ -127,9 +134,9 @@ def export(run_dir, info):
 def run(cfg: Config, run) -> tuple[dict, str]:
     g = train.seed_everything(cfg.seed)
     device = train.pick_device(cfg.device)
-    unknown = set(cfg.protocols) - {"H", "D"}
+    unknown = set(cfg.protocols) - {"H", "D", "O"}
     if unknown or not cfg.protocols:
-        raise ExomlError(f"unknown protocol(s) {sorted(unknown)}: choose H and/or D")
+        raise ExomlError(f"unknown protocol(s) {sorted(unknown)}: choose among H, D and O")
     try:
         test_start = pd.Timestamp(cfg.test_start)
         pd.Timestamp(cfg.train_start or "2000-01-01")
@@ -158,23 +165,40 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     run.save_figure(electricity_plots.overview(hours, imputed, days, val_start, test_start), "overview.png")
     sections.append(data_section(ds, imputed, val_start, test_start))
 
+    # --- protocols H and O read the same hourly inputs: the 7 columns, the imputed flag, calendar
+    x_all = np.concatenate([feats, ts.calendar(hours.index)], 1)
+    y_kw, imp = hours[ts.TARGET].to_numpy(), imputed.to_numpy()
+
     # --- protocol H: 7 days of hourly inputs -> the next 24 hours
     if "H" in cfg.protocols:
         split = split_origins(hours.index, cfg.window_h, HORIZON_H, val_start, test_start, cfg.train_start or None)
-        imp = imputed.to_numpy()
         split = {k: o[~ts.windows(imp, o, HORIZON_H).any(1)] for k, o in split.items()}  # observed targets only
         split["train"] = split["train"][::cfg.train_stride_h]
         empty = [k for k, o in split.items() if len(o) == 0]
         if empty:
             raise ExomlError(f"protocol H: no {' or '.join(empty)} window has 24 observed hours to forecast; "
                              "import data with more readings there, or move --test-start / --val-weeks")
-        fit_rows = hours.index < val_start
-        x_all = np.concatenate([feats, ts.calendar(hours.index)], 1)
-        mean, std = x_all[fit_rows].mean(0), x_all[fit_rows].std(0) + 1e-6
-        mean[-7:], std[-7:] = 0.0, 1.0                       # the flag and the sin/cos stay as they are
+        mean, std = hourly_scale(x_all[hours.index < val_start])
         scaler["hourly"] = {"mean": mean.tolist(), "std": std.tolist()}
-        y_kw = hours[ts.TARGET].to_numpy()
-        metrics |= _protocol_h(cfg, run, g, device, x_all, mean, std, y_kw, split, hours.index, sections)
+        metrics |= _protocol_hourly(cfg, run, g, device, x_all, mean, std, y_kw, split, hours.index, sections,
+                                    "H", HORIZON_H)
+
+    # --- protocol O: the next hour from the hours before it; the first 365 days train, the rest test
+    if "O" in cfg.protocols:
+        first = int(np.searchsorted(hours.index, pd.Timestamp(cfg.train_start))) if cfg.train_start else 0
+        end_train = first + YEAR_H
+        val_from = end_train - 7 * 24 * cfg.val_weeks_o
+        o = np.arange(first + cfg.window_h, len(hours))
+        o = o[~imp[o]]                                    # observed targets only
+        split = {"train": o[o < val_from], "val": o[(o >= val_from) & (o < end_train)], "test": o[o >= end_train]}
+        empty = [k for k, v in split.items() if len(v) == 0]
+        if empty or val_from <= first + cfg.window_h:
+            raise ExomlError(f"protocol O needs more than a year of hourly data after --train-start ({len(hours) - first:,} "
+                             f"hours); no {' or '.join(empty) or 'training'} hours")
+        mean, std = hourly_scale(x_all[first:val_from])
+        scaler["one_hour"] = {"mean": mean.tolist(), "std": std.tolist()}
+        metrics |= _protocol_hourly(cfg, run, g, device, x_all, mean, std, y_kw, split, hours.index, sections,
+                                    "O", HORIZON_O)
 
     # --- protocol D: 14 days of daily inputs -> the next week, walk-forward over the test weeks; an
     # ensemble of Forecasters (electricity_protocols.protocol_d: inputs, fit, scoring, report section)
@@ -183,45 +207,59 @@ def run(cfg: Config, run) -> tuple[dict, str]:
 
     run.save_json("scaler.json", scaler)
     intro = (f"LSTM forecasters of the household's active power on {train.device_name(device)}: protocol H "
-             f"(hourly, 24 h ahead) and protocol D (daily totals, week ahead, the published set-up).")
+             f"(hourly, 24 h ahead), protocol D (daily totals, week ahead, the published set-up) and protocol O "
+             f"(one hour ahead, the first year trains: the published notebook's split).")
     return metrics, report.render("Household electricity forecasting", intro, cfg, metrics, sections)
 
 
-def _protocol_h(cfg, run, g, device, x_all, mean, std, y_kw, split, index, sections) -> dict:
+def hourly_scale(x_fit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sd of the hourly inputs over the rows a protocol trains on; the imputed flag and the
+    calendar's sin/cos (the last 7 columns) stay as they are."""
+    mean, std = x_fit.mean(0), x_fit.std(0) + 1e-6
+    mean[-7:], std[-7:] = 0.0, 1.0
+    return mean, std
+
+
+def _protocol_hourly(cfg, run, g, device, x_all, mean, std, y_kw, split, index, sections, tag, horizon) -> dict:
+    """Protocols H (horizon 24) and O (horizon 1): a Forecaster over window_h hours of inputs, fit
+    with early stopping, scored on the test origins against the naive hourly forecasts."""
     feats = torch.as_tensor((x_all - mean) / std, dtype=torch.float32, device=device)
     y_scaled = (y_kw - mean[0]) / std[0]                     # column 0 is Global_active_power
     offs = torch.arange(-cfg.window_h, 0, device=device)
     window = lambda o: feats[o[:, None] + offs]  # noqa: E731  origins -> (B, window_h, F), built on the device
-    xy = {k: (torch.as_tensor(o), torch.as_tensor(ts.windows(y_scaled, o, HORIZON_H), dtype=torch.float32))
+    xy = {k: (torch.as_tensor(o), torch.as_tensor(ts.windows(y_scaled, o, horizon), dtype=torch.float32))
           for k, o in split.items()}
     if cfg.dry_run:
         xy = {k: (a[:cfg.batch_size], b[:cfg.batch_size]) for k, (a, b) in xy.items()}
-    model = Forecaster(feats.shape[1], cfg.hidden, cfg.layers, HORIZON_H, cfg.rnn, cfg.dropout).to(device)
-    print(f"[electricity] H: {len(xy['train'][0]):,} train / {len(xy['val'][0]):,} val / {len(xy['test'][0]):,} "
+    model = Forecaster(feats.shape[1], cfg.hidden, cfg.layers, horizon, cfg.rnn, cfg.dropout).to(device)
+    print(f"[electricity] {tag}: {len(xy['train'][0]):,} train / {len(xy['val'][0]):,} val / {len(xy['test'][0]):,} "
           f"test windows", flush=True)
     t0 = time.time()
     rows = fit_best(model, *xy["train"], xy["val"], window, cfg.lr, cfg.batch_size, cfg.epochs, cfg.patience,
-                    cfg, run, g, "H")
+                    cfg, run, g, tag)
     train_s = time.time() - t0
     o_test = xy["test"][0].numpy()
     pred = train.predict(model, xy["test"][0], 1024, transform=window).numpy() * std[0] + mean[0]
-    true = ts.windows(y_kw, o_test, HORIZON_H)
-    base = ts.hourly_baselines(y_kw, o_test, HORIZON_H)
+    true = ts.windows(y_kw, o_test, horizon)
+    base = ts.hourly_baselines(y_kw, o_test, horizon)
     per_step = {"model": ts.mse_by_step(pred, true)} | {k: ts.mse_by_step(v, true) for k, v in base.items()}
     mse = {k: float(v.mean()) for k, v in per_step.items()}
     best_base = min(base, key=mse.get)
-    out = {"H_test_mse_kw2": mse["model"], "H_test_mae_kw": float(np.abs(pred - true).mean()),
-           "H_test_windows": len(o_test), "H_best_baseline": best_base, "H_best_baseline_mse_kw2": mse[best_base],
-           "H_mse_vs_best_baseline": mse["model"] / mse[best_base] - 1, "H_epochs": len(rows),
-           "H_train_s": round(train_s, 1)}
-    out |= {f"H_{k}_mse_kw2": mse[k] for k in base} | {f"H_{k}_mae_kw": float(np.abs(v - true).mean())
-                                                       for k, v in base.items()}
-    run.save_arrays("predictions_hourly.npz", origin=index[o_test].to_numpy(), true_kw=true, pred_kw=pred,
+    out = {f"{tag}_test_mse_kw2": mse["model"], f"{tag}_test_rmse_kw": float(np.sqrt(mse["model"])),
+           f"{tag}_test_mae_kw": float(np.abs(pred - true).mean()),
+           f"{tag}_test_windows": len(o_test), f"{tag}_best_baseline": best_base,
+           f"{tag}_best_baseline_mse_kw2": mse[best_base], f"{tag}_mse_vs_best_baseline": mse["model"] / mse[best_base] - 1,
+           f"{tag}_epochs": len(rows), f"{tag}_train_s": round(train_s, 1)}
+    out |= {f"{tag}_{k}_mse_kw2": mse[k] for k in base} | {f"{tag}_{k}_mae_kw": float(np.abs(v - true).mean())
+                                                           for k, v in base.items()}
+    out |= {f"{tag}_{k}_rmse_kw": float(np.sqrt(mse[k])) for k in base}
+    suffix = "hourly" if tag == "H" else "one_hour"
+    run.save_arrays(f"predictions_{suffix}.npz", origin=index[o_test].to_numpy(), true_kw=true, pred_kw=pred,
                     **{f"baseline_{k}": v for k, v in base.items()})
-    run.save_weights(train.state_dict_for_save(model), meta={"task": NAME, "protocol": "H",
-                                                             "n_features": feats.shape[1]})
+    run.save_weights(train.state_dict_for_save(model), "model.safetensors" if tag == "H" else f"model_{suffix}.safetensors",
+                     meta={"task": NAME, "protocol": tag, "n_features": feats.shape[1]})
     # verification plots (learning curves, error by horizon step, sample weeks) and the report section
-    sections.append(hourly_report(run, rows, per_step, mse, out, base, best_base, index, o_test, pred, true))
+    sections.append(hourly_report(run, tag, rows, per_step, mse, out, base, best_base, index, o_test, pred, true))
     return out
 
 

@@ -42,14 +42,16 @@ def horizon_errors(per_step: dict[str, np.ndarray]):
     return fig
 
 
-def sample_weeks(index, origins, pred, true, yesterday, n: int = 3):
-    """Day-ahead forecasts issued at midnight, day after day, for n test weeks spread over the year."""
+def sample_weeks(index, origins, pred, true, yesterday, n: int = 3, tag: str = "H"):
+    """n test weeks spread over the year: day-ahead forecasts issued at midnight, day after day
+    (horizon 24, protocol H), or every hour's forecast of the next hour (horizon 1, protocol O)."""
     horizon = pred.shape[1]
     midnight = np.flatnonzero(index[origins].hour == 0)
+    issued = midnight if horizon > 1 else np.arange(len(origins))
     starts = midnight[np.linspace(0, max(len(midnight) - 8, 0), n).astype(int)] if len(midnight) else []
     fig, axes = plt.subplots(len(starts) or 1, 1, figsize=(11, 2.4 * max(len(starts), 1)), squeeze=False)
     for ax, s in zip(axes[:, 0], starts):
-        sel = [i for i in midnight if s <= i and index[origins[i]] < index[origins[s]] + pd.Timedelta(days=7)]
+        sel = [i for i in issued if s <= i and index[origins[i]] < index[origins[s]] + pd.Timedelta(days=7)]
         t = np.concatenate([index[origins[i]] + pd.to_timedelta(np.arange(horizon), "h") for i in sel])
         ax.plot(t, np.concatenate([true[i] for i in sel]), color="k", lw=1, label="actual")
         ax.plot(t, np.concatenate([pred[i] for i in sel]), color="tab:blue", lw=1.3, label="LSTM")
@@ -57,7 +59,8 @@ def sample_weeks(index, origins, pred, true, yesterday, n: int = 3):
                 label="same hour yesterday")
         ax.set_ylabel("kW")
         ax.legend(fontsize=7, loc="upper right")
-    axes[0, 0].set_title("protocol H: day-ahead forecasts issued at midnight (test weeks)")
+    axes[0, 0].set_title(f"protocol {tag}: " + ("day-ahead forecasts issued at midnight (test weeks)" if horizon > 1
+                                                     else "each hour forecast from the hours before it (test weeks)"))
     fig.tight_layout()
     return fig
 
