@@ -403,7 +403,7 @@ def test_electricity_refuses_a_test_period_without_readings(tmp_path, capsys):
     assert err[-1].startswith("exoml: error: the test period has no readings"), err
 
 
-def test_electricity_one_hour_protocol_trains_on_the_first_year_and_scores_the_rest(tmp_path, monkeypatch):
+def test_electricity_one_hour_protocol_trains_on_the_first_year_and_scores_the_rest(tmp_path, monkeypatch, capsys):
     """Protocol O on 400 days of hourly rows: the first 365 days train (their last 8 weeks validate),
     every later observed hour is a test target; the saved forecasts reproduce the metrics, and the
     persistence baseline is the hour before."""
@@ -420,8 +420,16 @@ def test_electricity_one_hour_protocol_trains_on_the_first_year_and_scores_the_r
     m = json.loads((run / "metrics.json").read_text())
     o = np.load(run / "predictions_one_hour.npz", allow_pickle=False)
     origins = pd.to_datetime(o["origin"])
-    assert origins.min() >= pd.Timestamp("2010-01-01")  # after the first 365 days (from 2009-01-01)
-    assert o["pred_kw"].shape == (m["O_test_windows"], 1) and m["O_test_windows"] > 700
+    # the hours that have a reading, and O's three sets by hand: after a 168-hour window, training up to
+    # the last 8 weeks of the first 365 days, those weeks validate, every later observed hour tests
+    observed = pd.DatetimeIndex(sorted({pd.Timestamp(datetime.strptime(" ".join(line.split(";")[:2]), "%d/%m/%Y %H:%M:%S"))
+                                        for line in lines if "?" not in line}))
+    year, val_from = pd.Timestamp("2010-01-01"), pd.Timestamp("2010-01-01") - pd.Timedelta(weeks=8)
+    first = pd.Timestamp("2009-01-01") + pd.Timedelta(hours=168)
+    want = [((observed >= first) & (observed < val_from)).sum(), ((observed >= val_from) & (observed < year)).sum(),
+            (observed >= year).sum()]
+    assert f"O: {want[0]:,} train / {want[1]:,} val / {want[2]:,} test windows" in capsys.readouterr().out
+    assert origins.min() == year and m["O_test_windows"] == want[2] and o["pred_kw"].shape == (want[2], 1)
     assert np.isclose(np.sqrt(((o["pred_kw"] - o["true_kw"]) ** 2).mean()), m["O_test_rmse_kw"])
     assert np.isclose(np.sqrt(((o["baseline_persistence"] - o["true_kw"]) ** 2).mean()), m["O_persistence_rmse_kw"])
     hours = pd.Series(o["true_kw"][:, 0], index=origins)

@@ -3,9 +3,9 @@
 Data: UCI household power consumption, one reading a minute, 16/12/2006 to 26/11/2010. Missing
 minutes (`?`) are handled as documented in exoml.tasks.timeseries.series: an hour is the mean of its observed
 minutes; an hour with no reading at all is copied from the same hour a week (else a day) earlier,
-using the past only, and flagged. Splits are chronological: test from `test_start` (2010-01-03),
-validation the `val_weeks` weeks before it, training everything earlier; scaling is fit on the
-training period only.
+using the past only, and flagged. Splits are chronological. Protocols H and D: test from
+`test_start` (2010-01-03), validation the `val_weeks` weeks before it, training everything earlier;
+protocol O has its own (below). Scaling is fit on each protocol's training period only.
 
 Protocol H: from the past 7 days of hourly values (all 7 columns, calendar features, imputed
 flag) predict the next 24 hourly means of Global_active_power (kW), for every hourly forecast
@@ -19,12 +19,14 @@ test the 46 whole Sunday-Saturday weeks from 2010-01-03; each week's 7 days are 
 next to the naive forecasts (last day, last week, same week a year ago) on the same weeks.
 Published: naive about 465 kW, LSTM variants 368-400 kW.
 Protocol O (the widely copied one-hour-ahead notebook's split): the first 365 days of hourly means
-train (here their last `val_weeks_o` weeks validate), every later hour is a test target, forecast
-from the hours before it; RMSE (kW) against persistence and the published 0.619 kW.
+train (here their last `val_weeks_o` weeks validate), every later observed hour is a test target,
+forecast from the `window_h` hours before it with H's inputs and model; RMSE (kW) against the same
+naive forecasts on the same hours, and the published 0.619 kW (an LSTM reading the previous hour).
 Model: LSTM encoder over the input window -> linear layer -> all horizon steps at once (direct
 multi-output), MSE loss, Adam, early stopping on the validation loss; D averages a few seeds.
 
-Measured results: BENCHMARKS.md. `exoml run electricity --quick` runs in seconds (late 2009 only).
+Measured results: BENCHMARKS.md. `exoml run electricity --quick` runs in seconds (from 2009-09-01:
+H and D test 2010, O's training year runs to 2010-09-01 and it tests the rest).
 Predict: `exoml predict electricity [--run DIR]` forecasts the 24 hours after the end of the data.
 """
 from __future__ import annotations
@@ -46,7 +48,7 @@ from .electricity_page import electricity_page
 from ..contract import Headline, Profile, Reference, Task
 from ...errors import ExomlError
 from . import electricity_plots
-from .electricity_protocols import data_section, fit_best, hourly_report, protocol_d, split_origins
+from .electricity_protocols import FILE_SUFFIX, data_section, fit_best, hourly_report, protocol_d, split_origins
 
 NAME = "electricity"
 HORIZON_H = 24                        # fixed by protocol H: 24 hours (protocol D's 7 days: electricity_protocols)
@@ -58,25 +60,25 @@ YEAR_H = 365 * 24                     # protocol O: the first 365 days of hours 
 class Config(Common):
     # data and splits
     test_start: str = "2010-01-03"     # first test day (a Sunday: protocol D scores whole Sun-Sat weeks)
-    val_weeks: int = 26                # weeks right before test_start held out for early stopping
+    val_weeks: int = 26                # protocols H and D: weeks right before test_start held out for early stopping
     train_start: str = ""              # ignore data before this date ('' = use all; --quick uses less)
     protocols: list[str] = field(default_factory=lambda: ["H", "D", "O"], metadata={
         "help": "H (hourly, 24 hours ahead), D (daily, week ahead), O (one hour ahead, first year trains)"})
     val_weeks_o: int = 8               # protocol O: weeks at the end of its training year held out for early stopping
     # protocols H and O: model and training (O reads the same window and features)
     window_h: int = 168                # hours of history read (7 days)
-    train_stride_h: int = 1            # hours between the origins of consecutive training windows
+    train_stride_h: int = 1            # protocol H: hours between the origins of consecutive training windows (O uses every one: its year is small)
     rnn: str = field(default="lstm", metadata={"choices": ["lstm", "gru"], "help": "recurrent cell"})
     hidden: int = 64                   # recurrent units per layer
     layers: int = 2                    # stacked recurrent layers
     dropout: float = 0.2               # between layers and before the output layer
     loss: str = "mse"
-    optimizer: str = "adam"            # all parameters of both protocols' models: adam | adamw | sgd | rmsprop
+    optimizer: str = "adam"            # all parameters of every protocol's models: adam | adamw | sgd | rmsprop
     lr: float = 1e-3                   # learning rate
     weight_decay: float = 0.0
     batch_size: int = 128              # windows per step
-    epochs: int = 40                   # protocol H: passes over the training windows (fewer only when --patience stops early); the best validation epoch is kept
-    patience: int = 5                  # protocol H early stopping: epochs without a better validation loss before stopping (0: off)
+    epochs: int = 40                   # protocols H and O: passes over the training windows (fewer only when --patience stops early); the best validation epoch is kept
+    patience: int = 5                  # protocols H and O early stopping: epochs without a better validation loss before stopping (0: off)
     grad_clip: float = 1.0             # max gradient norm
     metrics: list[str] = field(default_factory=lambda: ["mae"])
     # protocol D: a small data set (about 1,100 training days), so its own schedule
@@ -90,9 +92,9 @@ class Config(Common):
 
 
 PROFILES = {
-    "full": Profile({}, "protocols H (hourly LSTM) and D (daily, 5-model ensemble) on all data"),
+    "full": Profile({}, "protocols H and O (hourly LSTMs) and D (daily, 5-model ensemble) on all data"),
     "cpu": Profile(dict(train_stride_h=3, layers=1, epochs=15, patience=4),
-                   "protocol H on every third training window with a one-layer LSTM, up to 15 epochs"),
+                   "one-layer LSTMs for H (every third training window) and O, up to 15 epochs"),
     "quick": Profile(dict(train_start="2009-09-01", val_weeks=4, train_stride_h=4, hidden=16, layers=1, epochs=2,
              daily_hidden=16, daily_epochs=5, daily_ensemble=1),
                      "seconds: a smoke test of the pipeline"),
@@ -147,16 +149,8 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     val_start = test_start - pd.Timedelta(weeks=cfg.val_weeks)
     hours, imputed, feats = hourly_frame(ds.frame)
     days, day_imputed = ts.daily_totals(hours, imputed)
-    if not (hours.index[0] < val_start < test_start < hours.index[-1]):
-        raise ExomlError(f"the data ({hours.index[0]:%Y-%m-%d} to {hours.index[-1]:%Y-%m-%d}) does not contain "
-                         f"the validation start {val_start:%Y-%m-%d} and test start {test_start:%Y-%m-%d}")
-    observed = ~imputed.to_numpy()
-    for period, inside in (("training", hours.index < val_start), ("validation", (hours.index >= val_start) &
-                                                                  (hours.index < test_start)),
-                           ("test", hours.index >= test_start)):
-        if not (observed & inside).any():  # every reading of the period missing ('?'): nothing to learn or score
-            raise ExomlError(f"the {period} period has no readings (every minute is missing); "
-                             "import data with readings there, or move --test-start / --val-weeks")
+    if {"H", "D"} & set(cfg.protocols):  # their split: training, validation weeks, test from test_start
+        check_split(hours.index, ~imputed.to_numpy(), val_start, test_start)
     metrics, sections, scaler = {"missing_minutes": int(ds.missing_rows), "imputed_hours": int(imputed.sum())}, [], {}
     print(f"[electricity] {len(ds.frame):,} minutes, {ds.missing_rows:,} missing; {len(hours):,} hours "
           f"({int(imputed.sum())} without any reading: imputed), {len(days)} complete days", flush=True)
@@ -192,9 +186,9 @@ def run(cfg: Config, run) -> tuple[dict, str]:
         o = o[~imp[o]]                                    # observed targets only
         split = {"train": o[o < val_from], "val": o[(o >= val_from) & (o < end_train)], "test": o[o >= end_train]}
         empty = [k for k, v in split.items() if len(v) == 0]
-        if empty or val_from <= first + cfg.window_h:
+        if empty:
             raise ExomlError(f"protocol O needs more than a year of hourly data after --train-start ({len(hours) - first:,} "
-                             f"hours); no {' or '.join(empty) or 'training'} hours")
+                             f"hours); no {' or '.join(empty)} hours")
         mean, std = hourly_scale(x_all[first:val_from])
         scaler["one_hour"] = {"mean": mean.tolist(), "std": std.tolist()}
         metrics |= _protocol_hourly(cfg, run, g, device, x_all, mean, std, y_kw, split, hours.index, sections,
@@ -210,6 +204,19 @@ def run(cfg: Config, run) -> tuple[dict, str]:
              f"(hourly, 24 h ahead), protocol D (daily totals, week ahead, the published set-up) and protocol O "
              f"(one hour ahead, the first year trains: the published notebook's split).")
     return metrics, report.render("Household electricity forecasting", intro, cfg, metrics, sections)
+
+
+def check_split(index: pd.DatetimeIndex, observed: np.ndarray, val_start, test_start) -> None:
+    """Protocols H and D: the data must hold the validation and test starts, and each of the three
+    periods some readings (a period of '?' only has nothing to learn or score)."""
+    if not (index[0] < val_start < test_start < index[-1]):
+        raise ExomlError(f"the data ({index[0]:%Y-%m-%d} to {index[-1]:%Y-%m-%d}) does not contain "
+                         f"the validation start {val_start:%Y-%m-%d} and test start {test_start:%Y-%m-%d}")
+    for period, inside in (("training", index < val_start), ("validation", (index >= val_start) & (index < test_start)),
+                           ("test", index >= test_start)):
+        if not (observed & inside).any():
+            raise ExomlError(f"the {period} period has no readings (every minute is missing); "
+                             "import data with readings there, or move --test-start / --val-weeks")
 
 
 def hourly_scale(x_fit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -253,12 +260,12 @@ def _protocol_hourly(cfg, run, g, device, x_all, mean, std, y_kw, split, index, 
     out |= {f"{tag}_{k}_mse_kw2": mse[k] for k in base} | {f"{tag}_{k}_mae_kw": float(np.abs(v - true).mean())
                                                            for k, v in base.items()}
     out |= {f"{tag}_{k}_rmse_kw": float(np.sqrt(mse[k])) for k in base}
-    suffix = "hourly" if tag == "H" else "one_hour"
+    suffix = FILE_SUFFIX[tag]
     run.save_arrays(f"predictions_{suffix}.npz", origin=index[o_test].to_numpy(), true_kw=true, pred_kw=pred,
                     **{f"baseline_{k}": v for k, v in base.items()})
     run.save_weights(train.state_dict_for_save(model), "model.safetensors" if tag == "H" else f"model_{suffix}.safetensors",
                      meta={"task": NAME, "protocol": tag, "n_features": feats.shape[1]})
-    # verification plots (learning curves, error by horizon step, sample weeks) and the report section
+    # verification plots (learning curves, sample weeks, H's error by horizon step) and the report section
     sections.append(hourly_report(run, tag, rows, per_step, mse, out, base, best_base, index, o_test, pred, true))
     return out
 
@@ -303,10 +310,10 @@ def predict(args) -> int:
 
 TASK = Task(
     name=NAME, exercise="Household electricity forecasting", dataset="electricity",
-    model="RNN (LSTM) forecaster: next 24 hours from the last 7 days (H); next week from 14 days (D)",
+    model="RNN (LSTM) forecaster: next 24 hours from the last 7 days (H); next week from 14 days (D); next hour (O)",
     headline=Headline("H_test_mse_kw2", "test MSE, protocol H (kW²)", higher_is_better=False),
     reference=Reference("weekly RMSE: naive 465 kW, LSTM 368-400 kW", None,
                         "Brownlee, multi-step LSTM forecasting of household power"),
     page=electricity_page(),
     config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args, export=export,
-    tune_note="its history mixes protocols H and D; tune protocol H with --protocols H --metric val_loss")
+    tune_note="its history mixes protocols H, D and O; tune protocol H with --protocols H --metric val_loss")

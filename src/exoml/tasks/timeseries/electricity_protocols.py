@@ -1,6 +1,6 @@
 """The electricity task's shared pieces: forecast origins split by where the target lies, the
-early-stopping fit of both protocols (on toolkit/loop.py), protocol D's whole walk-forward (Brownlee's daily set-up),
-and the report sections of the data and of protocol H."""
+early-stopping fit of every protocol (on toolkit/loop.py), protocol D's whole walk-forward (Brownlee's
+daily set-up), and the report sections of the data and of the hourly protocols H and O."""
 from __future__ import annotations
 
 import time
@@ -16,6 +16,7 @@ from . import electricity_plots
 
 TASK = "electricity"
 HORIZON_D = 7                          # fixed by protocol D: 7 days
+FILE_SUFFIX = {"H": "hourly", "O": "one_hour"}  # the hourly protocols' predictions, figures, weights
 DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
 
 
@@ -51,7 +52,7 @@ def data_section(ds, imputed, val_start, test_start) -> tuple[str, str]:
         f"{len(ds.frame):,} minute rows, {ds.missing_rows:,} with missing values (`?`, "
         f"{ds.missing_rows / len(ds.frame):.2%}). Hourly means use the observed minutes of each hour; "
         f"{int(imputed.sum())} hours without any reading (in {len(ts.gaps(imputed))} stretches, red) are copied "
-        f"from the same hour a week (else a day) earlier; protocol H never scores them (protocol D, like the "
+        f"from the same hour a week (else a day) earlier; protocols H and O never score them (protocol D, like the "
         f"published set-up, scores every day). Training before "
         f"{val_start:%Y-%m-%d}, validation until {test_start:%Y-%m-%d}, test after (chronological, no shuffling "
         f"across the boundaries); scaling statistics from the training period only.\n\n{report.img('overview.png')}"))
@@ -60,7 +61,7 @@ def data_section(ds, imputed, val_start, test_start) -> tuple[str, str]:
 def hourly_report(run, tag, rows, per_step, mse, out, base, best_base, index, o_test, pred, true) -> tuple[str, str]:
     """Protocol H's or O's verification plots (learning curves, error by horizon step, forecasts of
     sample weeks) and its report section."""
-    suffix = "hourly" if tag == "H" else "one_hour"
+    suffix = FILE_SUFFIX[tag]
     run.save_figure(plots.history_curves(rows, title=f"protocol {tag}: training"), f"curves_{suffix}.png")
     run.save_figure(electricity_plots.sample_weeks(index, o_test, pred, true, base["same_hour_yesterday"], tag=tag),
                     f"forecast_weeks_{suffix}.png")

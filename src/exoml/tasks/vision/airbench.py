@@ -15,7 +15,7 @@ import torch.nn as nn
 from . import augment, common as vision
 from .muon import Muon
 from ...toolkit import schedules
-from ...toolkit.train import make_optimizer
+from ...toolkit.train import make_loss, make_optimizer
 
 
 class BatchNorm(nn.BatchNorm2d):
@@ -70,10 +70,12 @@ class Net(nn.Module):
         return self.head(x) / x.shape[1]
 
 
-def optimizers(model: Net, cfg, n_train: int, max_steps: int | None = None):
-    """([sgd, muon], [their schedules]) for loop.fit, from cfg's optimizer, lr, head_lr, muon_lr,
-    momentum, weight_decay (decoupled, per image of the batch), batch_size, epochs and
-    whiten_bias_epochs (after which the whitening bias stops learning)."""
+def compile(model: Net, cfg, n_train: int, max_steps: int | None = None):
+    """(loss, [sgd, muon], [their schedules]) for loop.fit: cfg's loss by name, summed over the batch
+    (the learning rates assume it), with cfg.label_smoothing; the optimizers from cfg's optimizer,
+    lr, head_lr, muon_lr, momentum, weight_decay (decoupled, per image of the batch), batch_size,
+    epochs and whiten_bias_epochs (after which the whitening bias stops learning)."""
+    loss_fn = make_loss(cfg.loss, label_smoothing=cfg.label_smoothing, reduction="sum")
     filters = [p for p in model.layers.parameters() if p.ndim == 4]
     norm_biases = [m.bias for m in model.modules() if isinstance(m, BatchNorm)]
     wd = cfg.weight_decay * cfg.batch_size  # decoupled decay per step; torch's SGD multiplies it by lr
@@ -85,8 +87,8 @@ def optimizers(model: Net, cfg, n_train: int, max_steps: int | None = None):
     steps = schedules.steps(n_train, cfg.batch_size, cfg.epochs, max_steps=max_steps)
     whiten_steps = schedules.steps(n_train, cfg.batch_size, cfg.whiten_bias_epochs)
     decay = schedules.linear_decay(steps)  # SGD groups: whitening bias (decays over its own steps), BN biases, head
-    return [sgd, muon], [schedules.lambda_lr(sgd, [schedules.linear_decay(whiten_steps), decay, decay]),
-                         schedules.lambda_lr(muon, decay)]
+    return loss_fn, [sgd, muon], [schedules.lambda_lr(sgd, [schedules.linear_decay(whiten_steps), decay, decay]),
+                                  schedules.lambda_lr(muon, decay)]
 
 
 def alternating_flip(n: int, translate: int, device):

@@ -29,7 +29,7 @@ from . import airbench, common as vision, report
 from .page import image_page
 from ..contract import Headline, Profile, Reference, Task, Tuning
 from ...toolkit import loop
-from ...toolkit.train import make_loss, pick_device, seed_everything
+from ...toolkit.train import pick_device, seed_everything
 
 NAME = "cifar10"
 
@@ -103,8 +103,7 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     model.init_whiten(model.norm(vision.to_float(d.tx_train[:5000])))
 
     # optimizers: Muon for conv filters, Nesterov SGD (by name) for biases and head, linear decay
-    loss_fn = make_loss(cfg.loss, label_smoothing=cfg.label_smoothing, reduction="sum")
-    opts, scheds = airbench.optimizers(model, cfg, len(d.ty_train), max_steps=1 if cfg.dry_run else None)
+    loss_fn, opts, scheds = airbench.compile(model, cfg, len(d.ty_train), max_steps=1 if cfg.dry_run else None)
 
     # augmentation: alternating flip (every image seen both ways in each pair of epochs) + translation
     augment_batch = airbench.alternating_flip(len(d.ty_train), cfg.translate, device)
