@@ -48,11 +48,11 @@ from .electricity_page import electricity_page
 from ..contract import Headline, Profile, Reference, Task
 from ...errors import ExomlError
 from . import electricity_plots
-from .electricity_protocols import FILE_SUFFIX, data_section, fit_best, hourly_report, protocol_d, split_origins
+from .electricity_protocols import FILE_SUFFIX, WEIGHTS, data_section, fit_best, hourly_report, protocol_d, split_origins
 
 NAME = "electricity"
 HORIZON_H = 24                        # fixed by protocol H: 24 hours (protocol D's 7 days: electricity_protocols)
-HORIZON_O = 1                         # fixed by protocol O: the next hour
+HORIZON = {"H": HORIZON_H, "O": 1}    # protocol O: the next hour
 YEAR_H = 365 * 24                     # protocol O: the first 365 days of hours train, the rest test
 
 
@@ -174,8 +174,7 @@ def run(cfg: Config, run) -> tuple[dict, str]:
                              "import data with more readings there, or move --test-start / --val-weeks")
         mean, std = hourly_scale(x_all[hours.index < val_start])
         scaler["hourly"] = {"mean": mean.tolist(), "std": std.tolist()}
-        metrics |= _protocol_hourly(cfg, run, g, device, x_all, mean, std, y_kw, split, hours.index, sections,
-                                    "H", HORIZON_H)
+        metrics |= _protocol_hourly(cfg, run, g, device, x_all, mean, std, y_kw, split, hours.index, sections, "H")
 
     # --- protocol O: the next hour from the hours before it; the first 365 days train, the rest test
     if "O" in cfg.protocols:
@@ -191,8 +190,7 @@ def run(cfg: Config, run) -> tuple[dict, str]:
                              f"hours); no {' or '.join(empty)} hours")
         mean, std = hourly_scale(x_all[first:val_from])
         scaler["one_hour"] = {"mean": mean.tolist(), "std": std.tolist()}
-        metrics |= _protocol_hourly(cfg, run, g, device, x_all, mean, std, y_kw, split, hours.index, sections,
-                                    "O", HORIZON_O)
+        metrics |= _protocol_hourly(cfg, run, g, device, x_all, mean, std, y_kw, split, hours.index, sections, "O")
 
     # --- protocol D: 14 days of daily inputs -> the next week, walk-forward over the test weeks; an
     # ensemble of Forecasters (electricity_protocols.protocol_d: inputs, fit, scoring, report section)
@@ -227,9 +225,10 @@ def hourly_scale(x_fit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, std
 
 
-def _protocol_hourly(cfg, run, g, device, x_all, mean, std, y_kw, split, index, sections, tag, horizon) -> dict:
+def _protocol_hourly(cfg, run, g, device, x_all, mean, std, y_kw, split, index, sections, tag) -> dict:
     """Protocols H (horizon 24) and O (horizon 1): a Forecaster over window_h hours of inputs, fit
     with early stopping, scored on the test origins against the naive hourly forecasts."""
+    horizon = HORIZON[tag]
     feats = torch.as_tensor((x_all - mean) / std, dtype=torch.float32, device=device)
     y_scaled = (y_kw - mean[0]) / std[0]                     # column 0 is Global_active_power
     offs = torch.arange(-cfg.window_h, 0, device=device)
@@ -263,8 +262,7 @@ def _protocol_hourly(cfg, run, g, device, x_all, mean, std, y_kw, split, index, 
     suffix = FILE_SUFFIX[tag]
     run.save_arrays(f"predictions_{suffix}.npz", origin=index[o_test].to_numpy(), true_kw=true, pred_kw=pred,
                     **{f"baseline_{k}": v for k, v in base.items()})
-    run.save_weights(train.state_dict_for_save(model), "model.safetensors" if tag == "H" else f"model_{suffix}.safetensors",
-                     meta={"task": NAME, "protocol": tag, "n_features": feats.shape[1]})
+    run.save_weights(train.state_dict_for_save(model), WEIGHTS[tag], meta={"task": NAME, "protocol": tag, "n_features": feats.shape[1]})
     # verification plots (learning curves, sample weeks, H's error by horizon step) and the report section
     sections.append(hourly_report(run, tag, rows, per_step, mse, out, base, best_base, index, o_test, pred, true))
     return out

@@ -46,13 +46,14 @@ def sample_weeks(index, origins, pred, true, yesterday, n: int = 3, tag: str = "
     """n test weeks spread over the year: day-ahead forecasts issued at midnight, day after day
     (horizon 24, protocol H), or every hour's forecast of the next hour (horizon 1, protocol O)."""
     horizon = pred.shape[1]
-    midnight = np.flatnonzero(index[origins].hour == 0)
+    times = index[origins]
+    midnight = np.flatnonzero(times.hour == 0)
     issued = midnight if horizon > 1 else np.arange(len(origins))
     starts = midnight[np.linspace(0, max(len(midnight) - 8, 0), n).astype(int)] if len(midnight) else []
     fig, axes = plt.subplots(len(starts) or 1, 1, figsize=(11, 2.4 * max(len(starts), 1)), squeeze=False)
     for ax, s in zip(axes[:, 0], starts):
-        sel = [i for i in issued if s <= i and index[origins[i]] < index[origins[s]] + pd.Timedelta(days=7)]
-        t = np.concatenate([index[origins[i]] + pd.to_timedelta(np.arange(horizon), "h") for i in sel])
+        sel = issued[(issued >= s) & (times[issued] < times[s] + pd.Timedelta(days=7))]
+        t = np.concatenate([times[i] + pd.to_timedelta(np.arange(horizon), "h") for i in sel])
         ax.plot(t, np.concatenate([true[i] for i in sel]), color="k", lw=1, label="actual")
         ax.plot(t, np.concatenate([pred[i] for i in sel]), color="tab:blue", lw=1.3, label="LSTM")
         ax.plot(t, np.concatenate([yesterday[i] for i in sel]), color="tab:orange", lw=0.8, alpha=0.7,

@@ -16,7 +16,8 @@ from . import electricity_plots
 
 TASK = "electricity"
 HORIZON_D = 7                          # fixed by protocol D: 7 days
-FILE_SUFFIX = {"H": "hourly", "O": "one_hour"}  # the hourly protocols' predictions, figures, weights
+FILE_SUFFIX = {"H": "hourly", "O": "one_hour"}  # the hourly protocols' predictions and figures
+WEIGHTS = {"H": "model.safetensors", "O": "model_one_hour.safetensors"}  # H's is the run's model (predict, export)
 DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
 
 
