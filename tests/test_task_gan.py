@@ -198,3 +198,25 @@ def test_a_weak_mnist_run_is_not_a_judge(tmp_path, capsys):
     assert "training a judge here instead" in capsys.readouterr().out
     gan_run = next(p for p in (out / "gan").iterdir() if (p / "metrics.json").exists())
     assert "trained here" in json.loads((gan_run / "metrics.json").read_text())["judge"]
+
+
+def test_ema_of_g_follows_the_warm_up_decay_formula():
+    """ema_multi_avg (foreach ops over all tensors) must give, after every update, exactly
+    a <- d a + (1 - d) w with d = min((1 + n) / (10 + n), decay) for the n-th average."""
+    import torch
+    import torch.nn as nn
+    from torch.optim.swa_utils import AveragedModel
+    from exoml.tasks.generative.gan_model import ema_multi_avg
+    net = nn.Linear(3, 2)
+    ema = AveragedModel(net, multi_avg_fn=ema_multi_avg(0.9))
+    ema.update_parameters(net)  # the first update copies
+    expect = [p.detach().clone() for p in net.parameters()]
+    for n in range(1, 40):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn_like(p))
+        ema.update_parameters(net)
+        d = min((1 + n) / (10 + n), 0.9)
+        expect = [d * e + (1 - d) * p.detach() for e, p in zip(expect, net.parameters())]
+    for e, a in zip(expect, ema.module.parameters()):
+        torch.testing.assert_close(a, e)

@@ -72,13 +72,16 @@ def g_loss_fn(name: str):
     return (lambda f: -f.mean()) if name == "hinge" else (lambda f: bce(f, torch.ones_like(f)))
 
 
-def ema_avg(decay: float):
+def ema_multi_avg(decay: float):
     """Moving average of weights with a warm-up (as TensorFlow's ExponentialMovingAverage): the
     decay is (1 + n) / (10 + n) after n updates until it reaches `decay`, so a short run is not
-    averaged with its random initial weights. Tensor ops only: no host sync per step."""
-    def avg(averaged, current, n):
-        d = ((1 + n) / (10 + n)).clamp(max=decay)
-        return d * averaged + (1 - d) * current
+    averaged with its random initial weights. AveragedModel's multi_avg_fn: three foreach ops over
+    all tensors per step instead of three ops per tensor, and no host sync."""
+    @torch.no_grad()
+    def avg(averaged: list[torch.Tensor], current: list[torch.Tensor], n: torch.Tensor):
+        d = ((1 + n) / (10 + n)).clamp(max=decay).to(averaged[0].dtype)
+        torch._foreach_mul_(averaged, d)
+        torch._foreach_add_(averaged, torch._foreach_mul(current, 1 - d))
     return avg
 
 
