@@ -18,8 +18,9 @@ MNIST space, not Inception's: compare only runs with the same judge), the share 
 it classifies with confidence >= 0.9 (target >= 85%), and its class histogram (every digit 7-13%).
 
 Default recipe: width 16, depth 2, batch 64, Adam lr 1e-3 for G and D, EMA 0.999, both lrs falling
-linearly to 0 over the second half, 15 epochs; chosen in a CPU study by the judge's confidence and
-class shares only, never FID. Measured results: BENCHMARKS.md.
+linearly to 0 over the second half, 15 epochs; chosen in a CPU study (in fp32) by the judge's
+confidence and class shares only, never FID. Trained in bf16 autocast with channels_last where
+--precision auto allows (CUDA, CPUs with native bf16). Measured results: BENCHMARKS.md.
 
     exoml run gan [--quick] [--conditional]
     exoml generate gan --n 64 [--digit 7] [--run DIR]     # writes <run>/generated/<name>.png
@@ -86,7 +87,7 @@ class Config(ImageCommon):
 # shapes in seconds to minutes on 2 cores; its judge is the mnist task's `cpu` network on 20,000 digits.
 PROFILES = {
     "full": Profile({}, "15 epochs on all 60,000 digits, judged by the project's MNIST CNN"),
-    "cpu": Profile({}, "the full recipe (about an hour on a 2-core CPU)"),
+    "cpu": Profile({}, "the full recipe (bf16 where the CPU has it natively: minutes on 2 cores)"),
     "quick": Profile(dict(width=16, depth=0, batch_size=64, lr_g=1e-3, lr_d=1e-3, ema=0.99, lr_decay=0.0, epochs=8, n_train=6400,
              n_eval=5000, judge_profile="cpu", judge_n_train=20000, judge_epochs=2.0),
                      "seconds: a smoke test of the pipeline"),

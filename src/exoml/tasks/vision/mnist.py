@@ -5,8 +5,8 @@ Data: MNIST, 60,000 training images (5,000 held out for validation) and the offi
 images, 28x28 grey. Recipe: random rotation/zoom/shift as one batched affine warp, label smoothing,
 AdamW with a one-cycle learning rate (linear warm-up, linear decay to 0).
 
-Profiles (`--profile`): `full` (default; aimed at >= 99.6% test accuracy) and `fast` (aimed at
->= 99.0% within 2 minutes on a 2-core CPU); measured results are in BENCHMARKS.md.
+Profiles (`--profile`): `full` (the default on a GPU), `cpu` (the default without one: seconds on
+a 2-core CPU) and `quick` (a smoke test); measured results are in BENCHMARKS.md.
 
     exoml run mnist                      # full recipe
     exoml run mnist --profile cpu       # the short CPU recipe
