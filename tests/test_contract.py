@@ -136,11 +136,11 @@ def test_config_file_values_are_checked_not_truncated(tmp_path, capsys):
 def test_profile_precedence_defaults_profile_file_flags(tmp_path):
     from exoml.runner import task_config
     _, cfg = task_config("mnist", ["--profile", "cpu"])
-    assert (cfg.profile, cfg.width, cfg.epochs, cfg.batch_size) == ("cpu", 16, 2, 128)
+    assert (cfg.profile, cfg.width, cfg.epochs, cfg.batch_size) == ("cpu", 16, 3, 128)
     f = tmp_path / "c.json"
-    f.write_text(json.dumps({"epochs": 3, "width": 24}))
+    f.write_text(json.dumps({"epochs": 4, "width": 24}))
     _, cfg = task_config("mnist", ["--profile", "cpu", "--config", str(f), "--width", "12"])
-    assert (cfg.epochs, cfg.width, cfg.convs) == (3, 12, 1)
+    assert (cfg.epochs, cfg.width, cfg.convs) == (4, 12, 1)
     _, cfg = task_config("mnist", ["--quick"])
     assert cfg.profile == "quick" and cfg.epochs == 1
 
@@ -152,7 +152,7 @@ def test_every_task_has_quick_cpu_and_full_and_the_default_follows_the_device(mo
         assert {"quick", "cpu", "full"} <= set(tasks.get(name).profiles), name
     monkeypatch.setattr(runner, "has_cuda", lambda: False)
     _, cfg = runner.task_config("mnist", [])
-    assert cfg.profile == "cpu" and cfg.epochs == 2
+    assert cfg.profile == "cpu" and cfg.epochs == 3
     monkeypatch.setattr(runner, "has_cuda", lambda: True)
     _, cfg = runner.task_config("mnist", [])
     assert cfg.profile == "full" and cfg.epochs > 2
