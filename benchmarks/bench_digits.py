@@ -4,7 +4,7 @@ digits upscaled. Each image goes through exactly what `exoml predict mnist` does
 (inversion of a light background, MNIST's 20x20 box and centre of mass), then the model.
 
     python benchmarks/bench_digits.py --run runs/mnist/RUN      # a trained run
-    python benchmarks/bench_digits.py --train fast              # train the fast profile first (~1 min)
+    python benchmarks/bench_digits.py --train cpu               # train the cpu profile first (~30 s)
 
 Prints accuracy per source and per stroke width and records it (benchmarks/results/<row>.json).
 """
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", type=Path, help="a complete mnist run folder")
-    src.add_argument("--train", metavar="PROFILE", help="train this mnist profile first (e.g. fast)")
+    src.add_argument("--train", metavar="PROFILE", help="train this mnist profile first (e.g. cpu)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--results", type=Path, default=records.RESULTS)
     args = p.parse_args(argv)

@@ -321,24 +321,24 @@ def test_benchmark_script_tables(tmp_path, monkeypatch):
 
     def fake_execute(task, cfg):
         calls.append((task.name, cfg.seed, cfg.profile == "quick", cfg.profile))
-        acc = 0.991 if cfg.seed == 0 else 0.989
-        return tmp_path / f"{task.name}-{cfg.seed}", {"accuracy": acc, "time_to_result_s": 100.0 + cfg.seed,
-                                                "train_time_s": 90.0, "device": "cpu (test)"}
+        acc = 0.994 if cfg.seed == 0 else 0.992
+        return tmp_path / f"{task.name}-{cfg.seed}", {"accuracy": acc, "time_to_result_s": 20.0 + cfg.seed,
+                                                "train_time_s": 18.0, "device": "cpu (test)"}
     monkeypatch.setattr(exoml.runner, "execute", fake_execute)
     assert bench.main(["--rows", "mnist-cpu", "--seeds", "2", "--out", str(tmp_path), "--results", str(tmp_path / "rec")]) == 0
     assert calls == [("mnist", 0, False, "cpu"), ("mnist", 1, False, "cpu")]
     rows = json.loads((tmp_path / "bench_images.json").read_text())
-    assert len(rows) == 1 and np.isclose(rows[0]["accuracy_mean"], 0.990) and rows[0]["seconds_mean"] == 100.5
-    assert rows[0]["met"] is True  # 99.0% in <= 120 s
+    assert len(rows) == 1 and np.isclose(rows[0]["accuracy_mean"], 0.993) and rows[0]["seconds_mean"] == 20.5
+    assert rows[0]["met"] is True  # 99.3% in <= 30 s
     record = json.loads((tmp_path / "rec" / "mnist-cpu.json").read_text())  # the result record of the row
-    assert record["seeds"] == [0, 1] and record["metrics"]["accuracy"]["values"] == [0.991, 0.989]
+    assert record["seeds"] == [0, 1] and record["metrics"]["accuracy"]["values"] == [0.994, 0.992]
     md = (tmp_path / "bench_images.md").read_text()
-    assert "| mnist-cpu |" in md and "0.9900 ± 0.0014" in md
+    assert "| mnist-cpu |" in md and "0.9930 ± 0.0014" in md
     calls.clear()  # --first-seed spreads the seeds of one row over several processes
     assert bench.main(["--rows", "mnist-full", "--seeds", "2", "--first-seed", "2", "--out", str(tmp_path),
                        "--results", str(tmp_path / "rec")]) == 0
     assert calls == [("mnist", 2, False, "full"), ("mnist", 3, False, "full")]
-    assert json.loads((tmp_path / "bench_images.json").read_text())[0]["met"] is False  # 98.9% < 99.6%
+    assert json.loads((tmp_path / "bench_images.json").read_text())[0]["met"] is False  # 99.2% < 99.6%
 
 
 def test_precision_picks_bf16_only_where_asked_or_native():

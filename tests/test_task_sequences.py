@@ -269,6 +269,10 @@ def test_electricity_quick_run_end_to_end(trained):
     assert pd.Timestamp(h["origin"].min()) >= pd.Timestamp("2010-02-28")  # test windows only
     d = np.load(run / "predictions_daily.npz", allow_pickle=False)
     assert np.isclose(np.sqrt(((d["pred_kw"] - d["true_kw"]) ** 2).mean()), m["D_test_rmse_kw"])
+    # the validation RMSE (what D's settings are chosen by) from the saved validation forecasts: every
+    # validation day is a forecast origin, and each whole week lies before the test
+    assert np.isclose(np.sqrt(((d["val_pred_kw"] - d["val_true_kw"]) ** 2).mean()), m["D_val_rmse_kw"])
+    assert len(d["val_start_day"]) > 0 and d["val_start_day"][-1] + np.timedelta64(6, "D") < d["week_start"][0]
     assert [str(pd.Timestamp(t).date()) for t in d["week_start"]] == ["2010-02-28", "2010-03-07"]
     for f in ("history.csv", "model.safetensors", "daily_model_0.safetensors", "daily_model_1.safetensors",
               "scaler.json", "report.md", "overview.png", "curves_hourly.png", "error_by_horizon_hourly.png",

@@ -62,16 +62,18 @@ def inception_score(probs, splits: int = 1) -> float:
 
 
 @torch.no_grad()
-def judge_outputs(model, images: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+def judge_outputs(model, images: np.ndarray, batch_size: int = 1000,
+                  precision: str = "cuda") -> tuple[np.ndarray, np.ndarray]:
     """(penultimate features (N, D), class probabilities (N, C)) of uint8 images (N, 28, 28) for a
     classifier whose forward takes floats in [0, 1] shaped (N, 1, 28, 28) and that has `.features`
-    (and, optionally, `.head` with forward(x) == head(features(x)))."""
+    (and, optionally, `.head` with forward(x) == head(features(x))). precision: as
+    toolkit.train.autocast's (default: bf16 on CUDA only)."""
     model.eval()
     device = next(model.parameters()).device
     feats, probs = [], []
     for idx in train.batches(len(images), batch_size):
         xb = torch.from_numpy(images[idx.numpy()]).to(device).float().div(255).unsqueeze(1)
-        with train.autocast(device):
+        with train.autocast(device, precision):
             f = model.features(xb)
             # the mnist task's network is forward(x) = head(features(x)): one pass instead of two
             logits = model.head(f) if hasattr(model, "head") else model(xb)

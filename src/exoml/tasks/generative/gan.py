@@ -118,6 +118,9 @@ def run(cfg: Config, run: Run) -> tuple[dict, str]:
     opt_d = train.make_optimizer(cfg.optimizer, D.parameters(), cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
     d_loss, g_loss = d_loss_fn(cfg.loss, cfg.real_label), g_loss_fn(cfg.loss)
     z_fixed = torch.randn(cfg.grid_n, cfg.z_dim, generator=gen).to(device)  # the same noise every epoch
+    # --precision is the training's; samples and the judge's measurements use bf16 on CUDA only
+    # (never with --precision fp32): on a CPU they stay in full precision
+    sampling = "fp32" if cfg.precision == "fp32" else "cuda"
     y_fixed = (torch.arange(cfg.grid_n) % 10).to(device) if cfg.conditional else None
 
     # constant lrs, then (with --lr-decay) a linear fall to 0: the last steps refine instead of chase
@@ -136,7 +139,8 @@ def run(cfg: Config, run: Run) -> tuple[dict, str]:
         z = torch.randn(len(xb), cfg.z_dim, device=device)
         with train.autocast(device, cfg.precision):
             fake = G(z, yb)
-            # real and generated digits in one pass of D (D has no BatchNorm: the same as two passes)
+            # real and generated digits in one pass of D (D has no BatchNorm: the same as two passes,
+            # except that spectral norm takes one power-iteration step per pass)
             d_both = D(torch.cat([real, fake.detach()]), None if yb is None else torch.cat([yb, yb])).float()
         d_real, d_fake = d_both[:len(xb)], d_both[len(xb):]
         loss_d = d_loss(d_real, d_fake)
@@ -159,7 +163,7 @@ def run(cfg: Config, run: Run) -> tuple[dict, str]:
     record = {"steps": torch.zeros(0, 4), "frames": torch.zeros(0, cfg.grid_n, 28, 28, dtype=torch.uint8)}
 
     def after_epoch(row):
-        frame = torch.from_numpy(sample(recalibrate_bn(ema.module), z_fixed, y_fixed))
+        frame = torch.from_numpy(sample(recalibrate_bn(ema.module), z_fixed, y_fixed, precision=sampling))
         record["steps"] = torch.cat([record["steps"], torch.stack(per_step).float().cpu()])
         record["frames"] = torch.cat([record["frames"], frame[None]])
         per_step.clear()
@@ -179,11 +183,11 @@ def run(cfg: Config, run: Run) -> tuple[dict, str]:
     n_eval = 256 if cfg.dry_run else cfg.n_eval
     n_ref = min(n_eval, len(mnist.y_test), len(mnist.y_train))
     labels = torch.arange(n_eval, device=device) % 10 if cfg.conditional else None  # 10% of each digit
-    fakes = sample(g_eval, torch.randn(n_eval, cfg.z_dim, generator=gen).to(device), labels)
-    f_gen, p_gen = fid.judge_outputs(judge, fakes)
-    f_test, p_test = fid.judge_outputs(judge, mnist.x_test[:n_ref])
+    fakes = sample(g_eval, torch.randn(n_eval, cfg.z_dim, generator=gen).to(device), labels, precision=sampling)
+    f_gen, p_gen = fid.judge_outputs(judge, fakes, precision=sampling)
+    f_test, p_test = fid.judge_outputs(judge, mnist.x_test[:n_ref], precision=sampling)
     train_ref = np.random.default_rng(cfg.seed + 1).choice(len(mnist.y_train), n_ref, replace=False)
-    f_train, _ = fid.judge_outputs(judge, mnist.x_train[train_ref])
+    f_train, _ = fid.judge_outputs(judge, mnist.x_train[train_ref], precision=sampling)
     pred, conf = p_gen.argmax(1), p_gen.max(1)
     share = np.bincount(pred, minlength=10) / len(pred)
     metrics = {"fid": fid.fid(f_gen, f_test), "fid_floor_train_vs_test": fid.fid(f_train, f_test),

@@ -67,7 +67,7 @@ def train_judge(cfg, mnist, judge_task, run: Run, device) -> nn.Module:
     steps = schedules.steps(n, jcfg.batch_size, cfg.judge_epochs, max_steps=max_steps)
     sched = schedules.lambda_lr(opt, schedules.one_cycle(steps, jcfg.warmup, start=0.1))
     loop.fit(model, x, y, train.make_loss("cross_entropy"), [opt], [sched], epochs=cfg.judge_epochs,
-             batch_size=jcfg.batch_size, transform=vision.to_float, precision="auto", max_steps=max_steps,
+             batch_size=jcfg.batch_size, transform=vision.to_float, precision=cfg.precision, max_steps=max_steps,
              desc="judge")
     run.save_weights(train.state_dict_for_save(model), "judge.safetensors",
                      meta={"task": "mnist", "role": "gan judge", "profile": cfg.judge_profile})

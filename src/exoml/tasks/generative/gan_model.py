@@ -76,7 +76,7 @@ def ema_multi_avg(decay: float):
     """Moving average of weights with a warm-up (as TensorFlow's ExponentialMovingAverage): the
     decay is (1 + n) / (10 + n) after n updates until it reaches `decay`, so a short run is not
     averaged with its random initial weights. AveragedModel's multi_avg_fn: three foreach ops over
-    all tensors per step instead of three ops per tensor, and no host sync."""
+    all tensors per step instead of three ops per tensor."""
     @torch.no_grad()
     def avg(averaged: list[torch.Tensor], current: list[torch.Tensor], n: torch.Tensor):
         d = ((1 + n) / (10 + n)).clamp(max=decay).to(averaged[0].dtype)
@@ -103,12 +103,14 @@ def recalibrate_bn(g: Generator, batches: int = 8, batch_size: int = 256) -> Gen
 
 
 @torch.no_grad()
-def sample(g: nn.Module, z: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1000) -> np.ndarray:
-    """uint8 digits (N, 28, 28) from generator g for noise z (and labels y)."""
+def sample(g: nn.Module, z: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1000,
+           precision: str = "cuda") -> np.ndarray:
+    """uint8 digits (N, 28, 28) from generator g for noise z (and labels y); precision as
+    toolkit.train.autocast's (default: bf16 on CUDA only)."""
     g.eval()
     out = []
     for i in range(0, len(z), batch_size):
-        with train.autocast(z.device):
+        with train.autocast(z.device, precision):
             x = g(z[i:i + batch_size], None if y is None else y[i:i + batch_size]).float()
         out.append(((x[:, 0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu())
     return torch.cat(out).numpy()

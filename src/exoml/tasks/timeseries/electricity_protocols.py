@@ -127,13 +127,15 @@ def protocol_d(cfg, run, device, model_cls, days, day_imputed, val_start, test_s
     rmse = {"model": float(np.sqrt(((pred - true) ** 2).mean()))} | {
         k: float(np.sqrt(((v - true) ** 2).mean())) for k, v in base.items()}
     # the ensemble on every validation origin (each day of the validation weeks): what settings are chosen by
-    val_rmse = float(np.sqrt(((np.mean(val_preds, 0) - (xy["val"][1].numpy() * t_std + t_mean)) ** 2).mean()))
+    val_pred, val_true = np.mean(val_preds, 0), ts.windows(total, split["val"], HORIZON_D)
+    val_rmse = float(np.sqrt(((val_pred - val_true) ** 2).mean()))
     out = {"D_test_rmse_kw": rmse["model"], "D_val_rmse_kw": val_rmse, "D_test_weeks": n_weeks,
            "D_train_s": round(time.time() - t0, 1)}
     out |= {f"D_{k}_rmse_kw": rmse[k] for k in base} | {f"D_rmse_{d}_kw": float(v)
                                                        for d, v in zip(weekdays(days.index[o[0]]), rmse_day["model"])}
     run.save_arrays("predictions_daily.npz", week_start=days.index[o].to_numpy(), true_kw=true, pred_kw=pred,
-                    members_kw=np.stack(preds), **{f"baseline_{k}": v for k, v in base.items()})
+                    members_kw=np.stack(preds), val_start_day=days.index[split["val"]].to_numpy(),
+                    val_true_kw=val_true, val_pred_kw=val_pred, **{f"baseline_{k}": v for k, v in base.items()})
     names = weekdays(days.index[o[0]])
     run.save_figure(electricity_plots.daily_forecast(days.index[o[0]:o[-1] + HORIZON_D], true, pred, base["weekly_persistence"],
                                      names, rmse_day), "forecast_daily.png")

@@ -8,7 +8,7 @@ AdamW with a one-cycle learning rate (linear warm-up, linear decay to 0).
 Profiles (`--profile`): `full` (the default on a GPU), `cpu` (the default without one: seconds on
 a 2-core CPU) and `quick` (a smoke test); measured results are in BENCHMARKS.md.
 
-    exoml run mnist                      # full recipe
+    exoml run mnist                      # the cpu profile without a GPU, the full recipe with one
     exoml run mnist --profile cpu       # the short CPU recipe
     exoml predict mnist digit.png        # any PNG/JPEG/WebP; dark-on-white digits are inverted
 
