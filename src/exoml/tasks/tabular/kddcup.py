@@ -77,7 +77,7 @@ class Config(Common):
     val_fraction: float = 0.1         # training rows held out: validation loss; protocol B threshold
     scalers_a: list[str] = field(default_factory=lambda: list(SCALERS), metadata={"help": "protocol A candidates, "
                                  "chosen per method by F1 on protocol A's validation set"})
-    epochs_a: list[int] = field(default_factory=lambda: [5, 20], metadata={"help": "protocol A: autoencoder "
+    epochs_a: list[int] = field(default_factory=lambda: [5, 20, 60], metadata={"help": "protocol A: autoencoder "
                                 "epochs candidates, chosen with the scaler"})
     a_val_normals: int = 10000        # protocol A validation anomalies: normal rows of `corrected` (not A's test)
     scalers_b: list[str] = field(default_factory=lambda: list(SCALERS), metadata={"help": "protocol B candidates, "
