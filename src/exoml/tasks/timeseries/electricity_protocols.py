@@ -109,13 +109,15 @@ def protocol_d(cfg, run, device, model_cls, days, day_imputed, val_start, test_s
     xy = {k: (torch.as_tensor(o), torch.as_tensor(ts.windows(y_scaled, o, HORIZON_D), dtype=torch.float32))
           for k, o in split.items()}
     preds, val_preds, t0, members = [], [], time.time(), max(1, cfg.daily_ensemble)
+    forecast_kw = lambda model, o: train.predict(model, o, 1024, transform=window).numpy() * t_std + t_mean  # noqa: E731
+    rmse_kw = lambda a, b: float(np.sqrt(((a - b) ** 2).mean()))  # noqa: E731
     for m in range(members):
         gm = train.seed_everything(cfg.seed * 1000 + m)
         model = model_cls(feats.shape[1], cfg.daily_hidden, 1, HORIZON_D, cfg.rnn, cfg.dropout).to(device)
         fit_best(model, *xy["train"], xy["val"], window, cfg.daily_lr, cfg.daily_batch_size, cfg.daily_epochs,
                  cfg.daily_patience, cfg, run, gm, f"D{m}")
-        preds.append(train.predict(model, xy["test"][0], 1024, transform=window).numpy() * t_std + t_mean)
-        val_preds.append(train.predict(model, xy["val"][0], 1024, transform=window).numpy() * t_std + t_mean)
+        preds.append(forecast_kw(model, xy["test"][0]))
+        val_preds.append(forecast_kw(model, xy["val"][0]))
         run.save_weights(train.state_dict_for_save(model), f"daily_model_{m}.safetensors",
                          meta={"task": TASK, "protocol": "D", "member": m, "n_features": feats.shape[1]})
     pred = np.mean(preds, 0)
@@ -124,12 +126,10 @@ def protocol_d(cfg, run, device, model_cls, days, day_imputed, val_start, test_s
     base = ts.weekly_baselines(total, o)
     rmse_day = {"model": np.sqrt(ts.mse_by_step(pred, true))} | {k: np.sqrt(ts.mse_by_step(v, true))
                                                                    for k, v in base.items()}
-    rmse = {"model": float(np.sqrt(((pred - true) ** 2).mean()))} | {
-        k: float(np.sqrt(((v - true) ** 2).mean())) for k, v in base.items()}
+    rmse = {"model": rmse_kw(pred, true)} | {k: rmse_kw(v, true) for k, v in base.items()}
     # the ensemble on every validation origin (each day of the validation weeks): what settings are chosen by
     val_pred, val_true = np.mean(val_preds, 0), ts.windows(total, split["val"], HORIZON_D)
-    val_rmse = float(np.sqrt(((val_pred - val_true) ** 2).mean()))
-    out = {"D_test_rmse_kw": rmse["model"], "D_val_rmse_kw": val_rmse, "D_test_weeks": n_weeks,
+    out = {"D_test_rmse_kw": rmse["model"], "D_val_rmse_kw": rmse_kw(val_pred, val_true), "D_test_weeks": n_weeks,
            "D_train_s": round(time.time() - t0, 1)}
     out |= {f"D_{k}_rmse_kw": rmse[k] for k in base} | {f"D_rmse_{d}_kw": float(v)
                                                        for d, v in zip(weekdays(days.index[o[0]]), rmse_day["model"])}
