@@ -147,8 +147,12 @@ class _Decoder:
             raise KeyboardInterrupt
 
     def close(self):
+        """Called inside the deferred-interrupt block: the pool is ended and dropped there, so that its
+        __del__ never runs where a signal handler may raise (it would print 'Exception ignored')."""
         if self.pool:
             self.pool.terminate()
+            self.pool.join()
+            self.pool, self.parts = None, []  # (each pending result holds the pool too)
 
 
 # ---------------------------------------------------------------- build ---------------
