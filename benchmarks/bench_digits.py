@@ -5,6 +5,8 @@ digits upscaled. Each image goes through exactly what `exoml predict mnist` does
 
     python benchmarks/bench_digits.py --run runs/mnist/RUN      # a trained run
     python benchmarks/bench_digits.py --train cpu               # train the cpu profile first (~30 s)
+    python benchmarks/bench_digits.py --train full --row mnist-full-stroke0-outside-digits -- --stroke 0
+                                                                # a variant: task flags after --
 
 Prints accuracy per source and per stroke width and records it (benchmarks/results/<row>.json).
 """
@@ -84,22 +86,27 @@ def evaluate(run: Path, items: list[tuple[Path, int, str]]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    own, task_flags = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", type=Path, help="a complete mnist run folder")
     src.add_argument("--train", metavar="PROFILE", help="train this mnist profile first (e.g. cpu)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--row", default=None, help="record name (default: mnist-PROFILE-outside-digits)")
     p.add_argument("--results", type=Path, default=records.RESULTS)
-    args = p.parse_args(argv)
+    args = p.parse_args(own)
+    if task_flags and (args.run or not args.row):
+        p.error("task flags after -- go with --train and a --row name (the default row is the profile as it is)")
     with tempfile.TemporaryDirectory(prefix="bench-digits-") as tmp:
-        return _measure(args, argv, Path(tmp))
+        return _measure(args, argv, task_flags, Path(tmp))
 
 
-def _measure(args, argv: list[str], tmp: Path) -> int:
+def _measure(args, argv: list[str], task_flags: list[str], tmp: Path) -> int:
     run = args.run
     if run is None:
         from exoml.runner import execute, task_config
-        spec, cfg = task_config("mnist", ["--profile", args.train, "--seed", str(args.seed), "--out", str(tmp / "runs")])
+        spec, cfg = task_config("mnist", ["--profile", args.train, "--seed", str(args.seed), "--out", str(tmp / "runs"),
+                                          *task_flags])
         run, _ = execute(spec, cfg)
     import json
     info = json.loads((Path(run) / "config.json").read_text())
@@ -110,9 +117,10 @@ def _measure(args, argv: list[str], tmp: Path) -> int:
     metrics = evaluate(Path(run), items)
     for k, v in metrics.items():
         print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
-    path = records.write(f"mnist-{profile}-outside-digits", "mnist", profile,
+    path = records.write(args.row or f"mnist-{profile}-outside-digits", "mnist", profile,
                          "python benchmarks/bench_digits.py " + shlex.join(argv), [info["config"].get("seed", 0)],
-                         [metrics], folder=args.results, kind="outside-mnist digits")
+                         [metrics], folder=args.results, kind="outside-mnist digits",
+                         **({"task_flags": shlex.join(task_flags)} if task_flags else {}))
     print(f"record: {path}")
     return 0
 

@@ -226,6 +226,21 @@ def test_translate_is_a_shift_and_flip_mirrors():
     assert torch.equal(augment.translate(x, 0), x)
 
 
+def test_stroke_width_changes_by_the_stated_pixels():
+    """A 3-pixel-wide vertical bar becomes 1 (thinner), 5 (thicker) or 5-7 pixels wide (thicker still:
+    7 in the middle rows, 5 at the ends of the cross); prob 0 leaves the batch alone."""
+    x = torch.zeros(60, 1, 16, 16)
+    x[:, :, 4:12, 6:9] = 1.0
+    torch.manual_seed(0)
+    out = augment.stroke(x, 1.0)
+    widths = {int(w) for w in (out[:, 0, 8] > 0.5).sum(1)}
+    assert widths == {1, 5, 7}
+    assert torch.equal(augment.stroke(x, 0.0), x)
+    half = augment.stroke(x, 0.5)
+    kept = (half == x).flatten(1).all(1).float().mean()
+    assert 0.3 < kept < 0.7
+
+
 def test_cutmix_targets_are_probabilities():
     np.random.seed(0)
     x, y = torch.rand(8, 3, 32, 32), torch.arange(8)
@@ -396,3 +411,5 @@ def test_outside_mnist_digits_benchmark(trained, tmp_path):
     m = record["metrics"]
     assert m["n_fonts"]["mean"] == 9 * 10 * 3 * 2 and m["n_sklearn_8x8"]["mean"] == 1797
     assert all(0 <= m[k]["mean"] <= 1 for k in m if k.startswith("accuracy"))
+    with pytest.raises(SystemExit):  # a variant of the recipe must be named
+        bench.main(["--train", "quick", "--results", str(tmp_path), "--", "--stroke", "0"])
