@@ -3,14 +3,16 @@ the exercise is a DNN / MLP).
 
 Data: Fashion-MNIST, 60,000 training images (5,000 held out for validation) and the official 10,000
 test images, 28x28 grey, 10 clothing classes. Model: flatten -> [linear-BN-ReLU-dropout] x depth ->
-linear. Recipe: on-device augmentation (a left-right mirror; shifts and a random erased square are
-options, off in both profiles), label smoothing, AdamW with a one-cycle lr, test-time mirror averaging.
+linear. Recipe: on-device augmentation (a left-right mirror and 1-pixel shifts in the full recipe;
+a random erased square is an option, off in every profile), label smoothing, AdamW with a one-cycle
+lr, test-time mirror averaging.
 
-Profiles (`--profile`): `full` (the default on a GPU; >= 91.0% test accuracy), `cpu` (the default
-without one: >= 89% within 2 minutes on a 2-core CPU) and `quick` (a smoke test). Both were chosen on the validation split only (BENCHMARKS.md has the study:
-shifts, erasing, dropout 0.3 and no label smoothing each cost validation accuracy; an MLP is not
-translation-equivariant, so shifted garments are a harder task, not a free regulariser for it).
-Measured results: BENCHMARKS.md.
+Profiles (`--profile`): `full` (the default on a GPU; aimed at >= 91.5% test accuracy, about 6 min
+on a 2-core CPU), `cpu` (the default without one: >= 89% within 2 minutes on a 2-core CPU) and
+`quick` (a smoke test). Both were chosen on the validation split only (BENCHMARKS.md has the
+study: an MLP is not translation-equivariant, so shifted garments are a harder task for it; over
+20 epochs shifts cost validation accuracy, over 100 epochs 1-pixel shifts gain it, and the
+training accuracy stays below 98% instead of reaching 99.9%). Measured results: BENCHMARKS.md.
 
     exoml run fashion-mnist                    # full recipe
     exoml run fashion-mnist --profile cpu     # the short CPU recipe
@@ -38,7 +40,7 @@ NAME = "fashion-mnist"
 class Config(vision.ImageCommon):
     hidden: list[int] = field(default_factory=lambda: [1024, 1024], metadata={"help": "units of each hidden layer"})
     dropout: float = 0.1             # dropout after each hidden layer
-    epochs: int = 20                 # passes over the training split
+    epochs: int = 100                # passes over the training split
     batch_size: int = 512            # images per step
     loss: str = "cross_entropy"
     label_smoothing: float = 0.1     # probability mass spread over the other classes
@@ -47,7 +49,7 @@ class Config(vision.ImageCommon):
     weight_decay: float = 5e-2       # AdamW decoupled decay (per unit of lr)
     warmup: float = 0.15             # fraction of the steps spent warming the lr up
     flip: bool = True                # mirror left-right half of the training images (clothes are symmetric)
-    shift: int = 0                   # max random shift in pixels
+    shift: int = 1                   # max random shift in pixels (black fills the uncovered edge)
     erase: int = 0                   # side in pixels of a random blanked square
     tta: str = field(default="flip", metadata={"help": "test-time augmentation: none | flip (mean of image and mirror)",
                                                "choices": ["none", "flip"]})
@@ -58,9 +60,9 @@ class Config(vision.ImageCommon):
 
 
 # The full recipe is the Config's defaults (chosen on validation, BENCHMARKS.md); the others change some.
-CPU = dict(hidden=[512, 256], epochs=10)
+CPU = dict(hidden=[512, 256], epochs=10, shift=0)
 PROFILES = {
-    "full": Profile({}, "the accurate recipe (aimed at >= 91.0% test accuracy)"),
+    "full": Profile({}, "the accurate recipe (aimed at >= 91.5% test accuracy)"),
     "cpu": Profile(CPU, "the 2-minute CPU recipe (aimed at >= 89%)"),
     "quick": Profile({**CPU, **dict(hidden=[64, 32], epochs=1, train_subset=600, val_size=100, test_subset=500,
                                      batch_size=64)}, "seconds: a smoke test of the pipeline"),
