@@ -133,12 +133,15 @@ class _Decoder:
 
     def result(self) -> np.ndarray:
         self._flush()
-        parts = []
-        for p in self.parts:
-            while hasattr(p, "ready") and not p.ready():
-                self.check()
-                p.wait(0.2)
-            parts.append(p.get() if hasattr(p, "get") else p)
+        parts, p = [], None
+        try:
+            for p in self.parts:
+                while hasattr(p, "ready") and not p.ready():
+                    self.check()
+                    p.wait(0.2)
+                parts.append(p.get() if hasattr(p, "get") else p)
+        finally:
+            p = None  # a stop's traceback keeps this frame: it must not keep the pool alive (see close)
         return np.concatenate(parts) if parts else np.empty((0, 32, 32, 3), np.uint8)
 
     def check(self) -> None:
@@ -153,6 +156,8 @@ class _Decoder:
             self.pool.terminate()
             self.pool.join()
             self.pool, self.parts = None, []  # (each pending result holds the pool too)
+            import gc
+            gc.collect()  # results still in the pool's cache form a cycle with it: finalise it here
 
 
 # ---------------------------------------------------------------- build ---------------
