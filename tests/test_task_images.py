@@ -241,6 +241,16 @@ def test_stroke_width_changes_by_the_stated_pixels():
     assert 0.3 < kept < 0.7
 
 
+def test_mnist_training_changes_stroke_widths_when_asked(tmp_path, monkeypatch):
+    """--stroke reaches the training batches: a one-step run with --stroke 1 passes every batch
+    through augment.stroke with probability 1 (the quick and cpu profiles keep it at 0)."""
+    data.import_("mnist", [write_mnist(tmp_path / "idx", n_train=200, n_test=100)[0].parent], subset=True)
+    seen, original = [], augment.stroke
+    monkeypatch.setattr(augment, "stroke", lambda x, prob: seen.append((tuple(x.shape[1:]), prob)) or original(x, prob))
+    assert main(["run", "mnist", "--quick", "--stroke", "1", "--dry-run", "--out", str(tmp_path / "runs")]) == 0
+    assert seen and all(s == ((1, 28, 28), 1.0) for s in seen)
+
+
 def test_cutmix_targets_are_probabilities():
     np.random.seed(0)
     x, y = torch.rand(8, 3, 32, 32), torch.arange(8)

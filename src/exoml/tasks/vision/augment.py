@@ -45,8 +45,10 @@ def affine(x: torch.Tensor, degrees: float, scale: float, shift: float) -> torch
 def stroke(x: torch.Tensor, prob: float) -> torch.Tensor:
     """Change the stroke width of a random `prob` share of the images (light strokes on a dark
     background), each by one of: thinner by a pixel on each side (a cross-shaped erosion), thicker by
-    one pixel on each side (a 3x3 dilation) or by one and a half (that, then a cross-shaped one). A
-    marker or a bold font draws digits several pixels wider than MNIST's pens did."""
+    one pixel on each side (a 3x3 dilation) or by two along rows and columns, one and a half along
+    diagonals (that, then a cross-shaped one). A marker or a bold font draws digits several pixels
+    wider than MNIST's pens did. MNIST's strokes are about 3 pixels wide with grey edges: thinned,
+    a digit keeps about a third of its ink (the median), and 2.6% of them less than a tenth."""
     if prob <= 0:
         return x
     n = len(x)

@@ -56,7 +56,7 @@ class Config(vision.ImageCommon):
     rotate: float = 10.0             # max random rotation in degrees
     zoom: float = 0.1                # max random zoom, a fraction
     shift: float = 0.1               # max random shift, a fraction of the side
-    stroke: float = 0.5              # share of training digits drawn 1 px thinner or 1-1.5 px thicker each side
+    stroke: float = 0.5              # share of training digits drawn 1 px thinner or 1-2 px thicker each side
     tta: str = field(default="none", metadata={
         "help": "test-time augmentation: none | translate (mean over 1-pixel shifts)",
         "choices": ["none", "translate"]})
