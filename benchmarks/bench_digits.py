@@ -86,7 +86,7 @@ def evaluate(run: Path, items: list[tuple[Path, int, str]]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    own, task_flags = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    own, task_flags = records.split_task_flags(argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", type=Path, help="a complete mnist run folder")

@@ -44,7 +44,7 @@ def measure(task: str, flags: list[str], seeds: list[int], out: Path, done=None)
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    own, task_flags = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    own, task_flags = records.split_task_flags(argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("task")
     p.add_argument("--profile", default=None, help="the task's profile (default: the task's default)")

@@ -68,6 +68,14 @@ def summarise(per_seed: list[dict]) -> dict[str, dict]:
     return out
 
 
+def split_task_flags(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(the script's own arguments, the task flags after `--`): `measure.py TASK ... -- --val-size 0`."""
+    if "--" not in argv:
+        return argv, []
+    i = argv.index("--")
+    return argv[:i], argv[i + 1:]
+
+
 def write(row: str, task: str, profile: str, command: str, seeds: list[int], per_seed: list[dict],
           folder: Path = RESULTS, env: dict | None = None, **extra) -> Path:
     """Write (atomically) and return benchmarks/results/<row>.json. `env`: environment() taken
