@@ -80,7 +80,7 @@ ROWS: dict[str, Row] = {
                    "https://www.tensorflow.org/tutorials/images/cnn", "accuracy", "test accuracy", needs="keras"),
     "cifar10-airbench": Row("cifar10", "airbench94", "airbench94 (PyPI airbench, train94)",
                             "https://github.com/KellerJordan/cifar10-airbench", "accuracy", "test accuracy",
-                            exoml=("--val-size", "0"), history=None, needs="gpu"),
+                            exoml=("--profile", "cpu", "--val-size", "0"), history=None, needs="gpu"),
     # exoml's cpu profile (a 2 x 128 bidirectional minGRU over whole reviews, 4 epochs): the full recipe
     # (a 2 x 256 BiLSTM, 10 epochs) runs for hours on a 2-core CPU
     "imdb": Row("imdb", "imdb_bilstm", "keras-io bidirectional LSTM (2 epochs)",

@@ -26,7 +26,7 @@ def nets():
                                (1, 28, 28)),
         "fashion-mnist-full": (lambda: fashion_mnist.build_model(fashion_mnist.TASK.settings("full")), 512,
                                (1, 28, 28)),
-        "cifar10": (lambda: cifar10.build_model(cifar10.Config()), 256, (3, 32, 32)),
+        "cifar10": (lambda: cifar10.build_model(cifar10.TASK.settings("cpu")), 256, (3, 32, 32)),
     }
 
 

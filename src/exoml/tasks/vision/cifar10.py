@@ -4,17 +4,20 @@ Keller Jordan's cifar10-airbench, airbench94_muon: whitened first layer, BatchNo
 Data: CIFAR-10, 50,000 training images (5,000 held out for validation by default; `--val-size 0`
 trains on all of them once the settings are chosen) and the official 10,000 test images, 32x32 RGB.
 Model: a frozen 2x2 conv initialised to whiten image patches (its bias trains for 3 epochs), then
-three groups [conv-pool-BN-GELU-conv-BN-GELU] of widths 64/256/256, max-pool, a linear head.
+three groups [conv-pool-BN-GELU-conv-BN-GELU], max-pool, a linear head. Two recipes, as airbench's:
+the full profile (airbench95-style: widths 128/384/384, 14 epochs, aimed at 95%) and the speed
+recipe of the cpu profile (airbench94-style: widths 64/256/256, 8 epochs, aimed at 94%).
 Recipe: Muon for the conv filters, Nesterov SGD with their own learning rates for the BatchNorm
 biases, the whitening bias and the head; linear decay to 0; label smoothing 0.2; every-other-epoch
 mirroring ("alternating flip") and 2-pixel random translation; test-time mirror + 1-pixel shifts.
 bf16 autocast and channels_last on CUDA (and on CPUs with native bf16, `--precision auto`), the data
 kept on the device as one tensor.
 
-Target: >= 94.0% test accuracy (mean of several seeds), as airbench94; measured results are in
-BENCHMARKS.md.
+Targets: >= 94.0% test accuracy for the speed recipe (mean of several seeds), as airbench94, and
+>= 95.0% for the full one, as airbench95; measured results and times are in BENCHMARKS.md.
 
-    exoml run cifar10 --val-size 0         # the speed recipe (8 epochs, batch 2000)
+    exoml run cifar10 --val-size 0                 # the default: the speed recipe on a CPU, the full one on a GPU
+    exoml run cifar10 --profile full --val-size 0  # the accurate recipe (about 3.5x the speed recipe's time)
     exoml predict cifar10 photo.jpg        # any image: made RGB and resized to 32x32
 """
 from __future__ import annotations
@@ -36,9 +39,9 @@ NAME = "cifar10"
 
 @dataclass
 class Config(vision.ImageCommon):
-    widths: list[int] = field(default_factory=lambda: [64, 256, 256])  # channels of the three conv groups
+    widths: list[int] = field(default_factory=lambda: [128, 384, 384])  # channels of the three conv groups
     bn_momentum: float = 0.6         # BatchNorm running statistics keep 60% of the old value per step
-    epochs: int = 8                  # passes over the training split
+    epochs: int = 14                 # passes over the training split
     batch_size: int = 2000           # images per step
     loss: str = "cross_entropy"      # summed over the batch (the learning rates below assume it)
     label_smoothing: float = 0.2
@@ -46,8 +49,8 @@ class Config(vision.ImageCommon):
                            "and of the linear head (--head-lr): adam | adamw | sgd | rmsprop; the conv filters "
                            "(the 3x3 conv weights of the three conv groups) always use Muon (--muon-lr); the whitening filters stay "
                            "frozen"})
-    lr: float = 0.053                # --optimizer lr of the BatchNorm and whitening biases, per unit of summed loss
-    head_lr: float = 0.67            # --optimizer lr of the linear head
+    lr: float = 0.046                # --optimizer lr of the BatchNorm and whitening biases, per unit of summed loss
+    head_lr: float = 0.58            # --optimizer lr of the linear head
     muon_lr: float = 0.24            # Muon step for conv filters (relative to the filter norm)
     momentum: float = 0.85           # Nesterov momentum of --optimizer sgd (Muon's is 0.6)
     weight_decay: float = 2e-6       # decoupled: fraction removed per step, per image of the batch
@@ -60,10 +63,17 @@ class Config(vision.ImageCommon):
     test_subset: int = 0             # evaluate on a fixed random N test images (0: all of the official test split)
     metrics: list[str] = field(default_factory=lambda: ["accuracy"])
 
+# The full recipe follows airbench95 (wider, longer, its SGD learning rates x0.87 of airbench94's),
+# with 14 epochs where airbench95's SGD takes 15: Muon trains the speed recipe in 8 where airbench94's
+# SGD takes 9.9. Per epoch it does about twice the speed recipe's work. The cpu profile is
+# airbench94_muon's speed recipe.
+SPEED = dict(widths=[64, 256, 256], epochs=8, lr=0.053, head_lr=0.67)
 PROFILES = {
-    "full": Profile({}, "the airbench-style speed recipe (aimed at 94% test accuracy with --val-size 0)"),
-    "cpu": Profile({}, "the full recipe: the speed recipe is a CPU recipe too"),
-    "quick": Profile(dict(widths=[16, 32, 32], epochs=2, batch_size=100, train_subset=500, val_size=100,
+    "full": Profile({}, "the airbench95-style accurate recipe: widths 128/384/384, 14 epochs (aimed at 95% "
+                        "test accuracy with --val-size 0)"),
+    "cpu": Profile(SPEED, "the airbench94-style speed recipe: widths 64/256/256, 8 epochs (aimed at 94% with "
+                          "--val-size 0)"),
+    "quick": Profile(dict(SPEED, widths=[16, 32, 32], epochs=2, batch_size=100, train_subset=500, val_size=100,
                           test_subset=200, tta="flip"), "seconds: a smoke test of the pipeline"),
 }
 
@@ -145,7 +155,7 @@ TASK = Task(
     model="airbench-style CNN: frozen whitening 2x2 conv, three conv groups with BatchNorm; Muon for the "
           "conv filters, Nesterov SGD for biases and head",
     headline=Headline("accuracy", "test accuracy"),
-    reference=Reference("94.0% test accuracy in 3.3 s on one A100 (airbench94)", 0.94,
+    reference=Reference("95.0% test accuracy in 10.4 s on one A100 (airbench95; airbench94: 94.0% in 3.3 s)", 0.95,
                         "Jordan, 94% on CIFAR-10 in 3.29 seconds, arXiv:2404.00498"),
     config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
     page=image_page(NAME, sys.modules[__name__], size=32, grey=False, mode="photo", canvas=False),
