@@ -251,6 +251,59 @@ def test_mnist_training_changes_stroke_widths_when_asked(tmp_path, monkeypatch):
     assert seen and all(s == ((1, 28, 28), 1.0) for s in seen)
 
 
+def test_mnist_ensemble_is_the_mean_of_its_networks_and_its_first_is_the_single_run(tmp_path, monkeypatch, capsys):
+    """--ensemble 2 trains two networks in one run: network 0 is exactly the run of the same seed
+    alone, network 1 differs, the saved model predicts their mean probability, the metrics and the
+    report say how each network did, and `exoml predict` reads the ensemble's weights."""
+    from exoml.tasks.vision import mnist
+    from exoml.toolkit.ensemble import Ensemble
+    monkeypatch.setenv("EXOML_DATA", str(tmp_path / "data"))
+    data._loaded.clear()
+    data.import_("mnist", write_mnist(tmp_path / "raw", n_train=700, n_test=120), subset=True)
+    out = tmp_path / "runs"
+    assert main(["run", "mnist", "--quick", "--out", str(out / "one")]) == 0
+    assert main(["run", "mnist", "--quick", "--ensemble", "2", "--out", str(out / "two")]) == 0
+    data._loaded.clear()
+    (one,), (two,) = (list((out / name / "mnist").iterdir()) for name in ("one", "two"))
+    single, ens = mnist.load_classifier(one), mnist.load_classifier(two)
+    assert isinstance(ens, Ensemble) and len(ens.members) == 2
+    x = torch.rand(6, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(ens.members[0](x), single(x))
+        assert not torch.allclose(ens.members[1](x), single(x), atol=1e-3)
+        mean = torch.stack([torch.softmax(m(x), 1) for m in ens.members]).mean(0)
+        torch.testing.assert_close(torch.softmax(ens(x), 1), mean)
+        assert ens.features(x).shape == (6, 2 * single.features(x).shape[1])
+
+    metrics = json.loads((two / "metrics.json").read_text())
+    pred = np.load(two / "predictions.npz", allow_pickle=False)
+    assert np.isclose((pred["y_true"] == pred["y_pred"]).mean(), metrics["accuracy"])
+    one_metrics = json.loads((one / "metrics.json").read_text())
+    assert metrics["network_accuracy"][0] == one_metrics["accuracy"]  # network 0, evaluated alone
+    assert np.isclose(metrics["network_val_accuracy"][0], one_metrics["val_accuracy"])
+    assert np.isclose(metrics["network_accuracy_mean"], np.mean(metrics["network_accuracy"]))
+    history = (two / "history.csv").read_text().splitlines()
+    assert history[0].startswith("network,epoch") and {r.split(",")[0] for r in history[1:]} == {"0", "1"}
+    assert {p.name for p in two.glob("checkpoint*.safetensors")} == {"checkpoint-0.safetensors",
+                                                                     "checkpoint-1.safetensors"}
+    report = (two / "report.md").read_text()
+    assert "## Ensemble" in report and "network 1 (seed 1000)" in report
+    img = white_digit_png(tmp_path / "one.png")
+    capsys.readouterr()
+    assert main(["predict", "mnist", str(img), "--run", str(two)]) == 0
+    assert "[run " in capsys.readouterr().out
+    assert main(["run", "mnist", "--quick", "--ensemble", "0", "--out", str(out)]) == 2
+    # one network per trial, one network as the GAN's judge: both refuse an ensemble with a one-line error
+    capsys.readouterr()
+    assert main(["tune", "mnist", "--quick", "--ensemble", "2", "--trials", "1", "--out", str(out)]) == 2
+    assert "without --ensemble" in capsys.readouterr().err
+    from types import SimpleNamespace
+    from exoml.errors import ExomlError
+    from exoml.tasks.generative.gan_judge import judge_run
+    with pytest.raises(ExomlError, match="ensemble of 2 networks"):
+        judge_run(SimpleNamespace(judge=str(two), out=str(out), judge_min_accuracy=0.0))
+
+
 def test_cutmix_targets_are_probabilities():
     np.random.seed(0)
     x, y = torch.rand(8, 3, 32, 32), torch.arange(8)

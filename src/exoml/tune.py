@@ -158,6 +158,9 @@ def tune(task: str, argv: list[str], trials: int, timeout: float | None = None, 
     from .runner import execute, task_config
     from .toolkit.config import validate
     spec, base = task_config(task, argv, prog="exoml tune")
+    if getattr(base, "ensemble", 1) != 1:  # its history's last rows are one network's, not the ensemble's
+        raise ExomlError("exoml tune trains one network per trial: tune without --ensemble, then train the "
+                         "ensemble with the chosen settings")
     if spec.tuning is None and metric is None:
         raise ExomlError(f"task {task} cannot be tuned: it declares no validation metric to optimise"
                          + (f" ({spec.tune_note})" if spec.tune_note else ""))

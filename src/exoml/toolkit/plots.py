@@ -25,11 +25,16 @@ def history_curves(history: list[dict], keys: list[list[str]] | None = None, tit
         return fig
     if keys is None:
         keys = default_curve_groups(history)
-    epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
+    # an ensemble's rows say which network they belong to: one line per network, a colour per column
+    networks = list(dict.fromkeys(h.get("network") for h in history))
+    runs = [[h for h in history if h.get("network") == n] for n in networks]
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
     for ax, group in zip(axes[0], keys):
-        for k in group:
-            ax.plot(epochs, [h.get(k, np.nan) for h in history], marker="o", ms=3, label=k)
+        for j, k in enumerate(group):
+            for n, rows in zip(networks, runs):
+                ax.plot([h.get("epoch", i + 1) for i, h in enumerate(rows)], [h.get(k, np.nan) for h in rows],
+                        marker="o", ms=3, color=f"C{j}", alpha=1.0 if n == networks[0] else 0.4,
+                        label=None if n != networks[0] else k if len(networks) == 1 else f"{k} (faint: other networks)")
         ax.set_xlabel("epoch")
         if group == ["lr"]:
             ax.set_title("learning rate (end of epoch)", fontsize=9)
@@ -42,7 +47,7 @@ def history_curves(history: list[dict], keys: list[list[str]] | None = None, tit
 
 def default_curve_groups(history: list[dict]) -> list[list[str]]:
     """[[train_loss, val_loss], [train_accuracy, val_accuracy], ..., [lr]] from the columns present."""
-    skip = {"epoch", "step", "time_s", "seed"}
+    skip = {"epoch", "step", "time_s", "seed", "network"}
     cols: list[str] = []
     for row in history:
         cols += [k for k, v in row.items() if k not in cols and k not in skip and isinstance(v, (int, float))

@@ -24,7 +24,7 @@ def get_judge(cfg, mnist, run: Run, device) -> tuple[nn.Module, str]:
         except ExomlError as e:
             if cfg.judge != "auto":
                 raise
-            if "below the judge" in str(e):
+            if "below the judge" in str(e) or "ensemble" in str(e):
                 print(f"[gan] {e}; training a judge here instead", flush=True)
         else:
             return judge_task.load_classifier(path, device=device), f"mnist run {path} ({accuracy:.2%} test accuracy)"
@@ -34,7 +34,11 @@ def get_judge(cfg, mnist, run: Run, device) -> tuple[nn.Module, str]:
 def judge_run(cfg) -> tuple[Path, float]:
     """(folder, test accuracy) of the mnist run --judge names (or the latest, for auto); an
     ExomlError when there is none or it is weaker than cfg.judge_min_accuracy."""
-    path, _ = weights.open_run("mnist", None if cfg.judge == "auto" else Path(cfg.judge), cfg.out)
+    path, info = weights.open_run("mnist", None if cfg.judge == "auto" else Path(cfg.judge), cfg.out)
+    networks = (info.get("config") or {}).get("ensemble", 1)
+    if networks != 1:
+        raise ExomlError(f"the mnist run {path} is an ensemble of {networks} networks: the judge is one network "
+                         f"(FID compares its features), so name a single-network run with --judge")
     accuracy = judge_accuracy(path)
     if accuracy < cfg.judge_min_accuracy:
         raise ExomlError(f"the mnist run {path} reached {accuracy:.1%} test accuracy, below the judge's "

@@ -39,8 +39,9 @@ def image_classifier(mod, task: str, run_dir: Path, info: dict, mode: str, batch
         raise ExomlError(f"the imported {mod.TASK.dataset} data is not the one {run_dir} was scored on "
                          f"({len(x_test):,} test images now, {scored:,} then): import that data again to export it")
     c, h, w = nchw(x_test[:1]).shape[1:]
-    mean = model.norm.mean.flatten().tolist()
-    std = model.norm.std.flatten().tolist()
+    norm = model.members[0].norm if hasattr(model, "members") else model.norm  # an ensemble's share the statistics
+    mean = norm.mean.flatten().tolist()
+    std = norm.std.flatten().tolist()
 
     def batches():
         for i in range(0, len(x_test), batch_size):

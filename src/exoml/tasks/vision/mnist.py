@@ -13,12 +13,20 @@ a 2-core CPU) and `quick` (a smoke test); measured results are in BENCHMARKS.md.
 
     exoml run mnist                      # the cpu profile without a GPU, the full recipe with one
     exoml run mnist --profile cpu       # the short CPU recipe
+    exoml run mnist --profile full --ensemble 3   # three full-recipe networks; their mean probability
     exoml predict mnist digit.png        # any PNG/JPEG/WebP; dark-on-white digits are inverted
+
+`--ensemble N` trains N networks in one run: the first exactly as `--seed S` alone would, network k
+re-seeded with S + 1000 k (initialisation, batch order, augmentation; the validation split stays
+S's), so the networks of runs with different seeds never coincide.
+The run's prediction is the mean of their class probabilities (toolkit.ensemble), on validation
+and test alike; the report gives each network's accuracy beside the ensemble's.
 
 For other tasks (the GAN's classifier score): `build_model(cfg)` returns the network; it takes
 float images in [0, 1] of shape (N, 1, 28, 28), normalises them itself (the training mean/std are
 buffers saved with the weights) and returns logits (N, 10); `model.features(x)` gives the
-penultimate layer (N, hidden). `load_classifier(run=None)` loads a trained run's weights.
+penultimate layer (N, hidden; an ensemble's concatenates its networks'). `load_classifier(run=None)`
+loads a trained run's weights.
 """
 from __future__ import annotations
 
@@ -27,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -34,6 +43,8 @@ from . import augment, common as vision, report
 from .page import image_page
 from ..contract import Headline, Profile, Reference, Task, Tuning
 from ...toolkit import loop, schedules
+from ...toolkit.ensemble import Ensemble
+from ...toolkit.report import md_table
 from ...toolkit.train import make_loss, make_optimizer, pick_device, seed_everything
 
 NAME = "mnist"
@@ -64,6 +75,8 @@ class Config(vision.ImageCommon):
     train_subset: int = 0            # use only this many training images (0: all; smoke runs)
     test_subset: int = 0             # evaluate on a fixed random N test images (0: all of the official test split)
     metrics: list[str] = field(default_factory=lambda: ["accuracy"])
+    ensemble: int = field(default=1, metadata={"min": 1, "help": "networks trained with seeds seed, seed+1, ...; "
+                                               "the prediction is their mean class probability"})
 
 
 # The full recipe is the Config's defaults; the others change some of them.
@@ -106,13 +119,16 @@ class Net(nn.Module):
         return self.head(self.features(x))
 
 
-def build_model(cfg: Config | None = None) -> Net:
-    """The network of `cfg` (default: the full profile)."""
+def build_model(cfg: Config | None = None) -> Net | Ensemble:
+    """The network of `cfg` (default: the full profile); with cfg.ensemble > 1, that many of them as
+    one Ensemble (same inputs and outputs: logits, and `features`)."""
     cfg = cfg or Config()
+    if cfg.ensemble > 1:
+        return Ensemble([Net(cfg.width, cfg.convs, cfg.hidden, cfg.dropout) for _ in range(cfg.ensemble)])
     return Net(cfg.width, cfg.convs, cfg.hidden, cfg.dropout)
 
 
-def load_classifier(run: str | Path | None = None, out: str | Path = "runs", device: str = "cpu") -> Net:
+def load_classifier(run: str | Path | None = None, out: str | Path = "runs", device: str = "cpu") -> Net | Ensemble:
     """A trained MNIST classifier (eval mode) from `run`, or the latest complete run under `out`."""
     from ...toolkit.weights import load_state, open_run
     run_dir, info = open_run(NAME, Path(run) if run else None, out)
@@ -139,8 +155,39 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     if run.writes:  # explore: samples, class balance, pixel statistics
         d.md += report.explore(run, d.x_train, d.y_train, d.classes, d.mean, d.std)
 
+    # train (--ensemble N: N networks, one after the other)
+    cpu0 = time.process_time()
+    with vision.Timer(device) as t_train:
+        members, history = [], []
+        for k in range(cfg.ensemble):
+            if k:  # network 0 is the single run of --seed; network k is seeded with seed + 1000 k
+                seed_everything(cfg.seed + 1000 * k)
+            net, rows = train_network(cfg, d, device, run, k)
+            members.append(net)
+            history += rows
+    cpu_s = time.process_time() - cpu0
+    model = members[0] if cfg.ensemble == 1 else Ensemble(members)
+
+    # evaluate on the official test split
+    with vision.Timer(device) as t_eval:
+        logits = vision.predict_logits(model, d.tx_test, cfg.tta, pad_mode="constant", precision=cfg.precision)
+    extra, sections = ensemble_summary(cfg, d, members, model, logits) if cfg.ensemble > 1 else ({}, [])
+    intro = (f"A compact CNN ({cfg.convs} conv layer(s) per stage, width {cfg.width}) trained on MNIST with the "
+             f"`{cfg.profile}` profile: {cfg.epochs:g} epochs, affine augmentation (rotation {cfg.rotate:g} deg, zoom "
+             f"{cfg.zoom:g}, shift {cfg.shift:g}), stroke-width changes on {cfg.stroke:.0%} of the digits, label "
+             f"smoothing {cfg.label_smoothing:g}, {cfg.optimizer} with a "
+             f"one-cycle lr (peak {cfg.lr:g})."
+             + (f" {cfg.ensemble} such networks (seeds {cfg.seed}, {cfg.seed} + 1000, ...) predict together: the mean "
+                f"of their class probabilities." if cfg.ensemble > 1 else ""))
+    return report.conclude(run, cfg, NAME, "MNIST: CNN digit classifier", intro, model, d, history, logits,
+                      t_train, t_eval, cpu_s, sections, extra)
+
+
+def train_network(cfg: Config, d, device, run, k: int = 0) -> tuple[Net, list[dict]]:
+    """One network of the recipe trained on d's training split: (the network, its history rows; in
+    an ensemble each row says which network, and each network has its own checkpoint)."""
     # model, loss and optimizer by name, one-cycle schedule
-    model = build_model(cfg)
+    model = Net(cfg.width, cfg.convs, cfg.hidden, cfg.dropout)
     model.norm.set_stats(d.mean, d.std)
     model = model.to(device, memory_format=vision.memory_format(device))
     loss_fn = make_loss(cfg.loss, label_smoothing=cfg.label_smoothing)
@@ -154,26 +201,39 @@ def run(cfg: Config, run) -> tuple[dict, str]:
             xb = augment.affine(xb, cfg.rotate, cfg.zoom, cfg.shift)
         return xb, yb
 
-    # train
-    cpu0 = time.process_time()
-    with vision.Timer(device) as t_train:
-        history = loop.fit(model, d.tx_train, d.ty_train, loss_fn, [opt], [sched], epochs=cfg.epochs,
-                           batch_size=cfg.batch_size, transform=vision.to_float, augment=augment_batch,
-                           metrics=cfg.metrics, validate=vision.validation(d.val, cfg.metrics, cfg.precision),
-                           precision=cfg.precision, max_steps=1 if cfg.dry_run else None, log=run.log_epoch,
-                           run=run, desc=NAME)
-    cpu_s = time.process_time() - cpu0
+    one = cfg.ensemble == 1
+    history = loop.fit(model, d.tx_train, d.ty_train, loss_fn, [opt], [sched], epochs=cfg.epochs,
+                       batch_size=cfg.batch_size, transform=vision.to_float, augment=augment_batch,
+                       metrics=cfg.metrics, validate=vision.validation(d.val, cfg.metrics, cfg.precision),
+                       precision=cfg.precision, max_steps=1 if cfg.dry_run else None,
+                       log=run.log_epoch if one else lambda row: run.log_epoch({"network": k, **row}), run=run,
+                       checkpoint="checkpoint.safetensors" if one else f"checkpoint-{k}.safetensors",
+                       desc=NAME if one else f"{NAME} {k + 1}/{cfg.ensemble}")
+    return model, history if one else [{"network": k, **row} for row in history]
 
-    # evaluate on the official test split
-    with vision.Timer(device) as t_eval:
-        logits = vision.predict_logits(model, d.tx_test, cfg.tta, pad_mode="constant", precision=cfg.precision)
-    intro = (f"A compact CNN ({cfg.convs} conv layer(s) per stage, width {cfg.width}) trained on MNIST with the "
-             f"`{cfg.profile}` profile: {cfg.epochs:g} epochs, affine augmentation (rotation {cfg.rotate:g} deg, zoom "
-             f"{cfg.zoom:g}, shift {cfg.shift:g}), stroke-width changes on {cfg.stroke:.0%} of the digits, label "
-             f"smoothing {cfg.label_smoothing:g}, {cfg.optimizer} with a "
-             f"one-cycle lr (peak {cfg.lr:g}).")
-    return report.conclude(run, cfg, NAME, "MNIST: CNN digit classifier", intro, model, d, history, logits,
-                      t_train, t_eval, cpu_s, [])
+
+def ensemble_summary(cfg: Config, d, members: list[Net], ensemble: Ensemble, logits) -> tuple[dict, list]:
+    """The ensemble's validation accuracy and each network's validation and test accuracy: metrics
+    (val_accuracy is the ensemble's) and a report section. logits: the ensemble's on the test split."""
+    def accuracy(model, x, y, tta):  # as the metrics measure it: a share of the images, in float64
+        logits = vision.predict_logits(model, x, tta, pad_mode="constant", precision=cfg.precision)
+        return float((logits.argmax(1).cpu().numpy() == np.asarray(torch.as_tensor(y).cpu())).mean()) if len(y) else 0.0
+
+    val = d.val if d.val is not None and len(d.val[1]) else None
+    tests = [accuracy(m, d.tx_test, d.y_test, cfg.tta) for m in members]
+    vals = [accuracy(m, val[0], val[1], "none") for m in members] if val else []  # as the history's val_accuracy
+    extra = {"network_accuracy": tests, "network_accuracy_mean": float(np.mean(tests)),
+             "network_accuracy_sd": float(np.std(tests, ddof=1)),
+             **({"val_accuracy": accuracy(ensemble, val[0], val[1], "none"), "network_val_accuracy": vals,
+                 "network_val_accuracy_mean": float(np.mean(vals))} if val else {})}
+    ens_test = float((logits.argmax(1).cpu().numpy() == np.asarray(d.y_test)).mean()) if len(d.y_test) else 0.0
+    names = [f"network {k} (seed {cfg.seed + 1000 * k})" for k in range(len(members))] + ["ensemble (mean probability)"]
+    vals_all = vals + [extra["val_accuracy"]] if val else [None] * len(names)
+    rows = [{"": n, "validation accuracy": f"{v:.2%}" if v is not None else "-", "test accuracy": f"{t:.2%}"}
+            for n, v, t in zip(names, vals_all, tests + [ens_test])]
+    text = ("Each network alone and the ensemble, on the validation split (what a choice may be made on) and "
+            "on the test split:\n\n" + md_table(rows))
+    return extra, [("Ensemble", text)]
 
 
 # ---------------------------------------------------------------- predict -------------

@@ -32,8 +32,8 @@ def conclude(run: Run, cfg, task: str, title: str, intro: str, model: nn.Module,
     metrics, table, figures = evaluate(run, logits, d.x_test, d.y_test, d.classes, history,
                                        n_show=4 if cfg.profile == "quick" or cfg.dry_run else 16)
     metrics.update(extra_metrics or {})
-    if history and "val_accuracy" in history[-1]:
-        metrics["val_accuracy"] = history[-1]["val_accuracy"]
+    if history and "val_accuracy" in history[-1]:  # unless the task measured its own (an ensemble's)
+        metrics.setdefault("val_accuracy", history[-1]["val_accuracy"])
     metrics.update(epochs_run=history[-1]["epoch"] if history else 0, train_time_s=round(train_timer.seconds, 3),
                    eval_time_s=round(eval_timer.seconds, 3),
                    time_to_result_s=round(train_timer.seconds + eval_timer.seconds, 3),
