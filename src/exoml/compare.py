@@ -93,8 +93,8 @@ def compare(task: str, rest: list[str], seeds: int = 1) -> Path:
         if key is None:
             continue
         n = min(len(h) for h in hists)
-        ys = np.array([[float(r[key]) for r in h[:n]] for h in hists])
-        ax.plot(range(1, n + 1), ys.mean(0), marker="o", ms=3, label=label)
+        ys = np.array([[float(r[key]) if r.get(key) not in (None, "") else np.nan for r in h[:n]] for h in hists])
+        ax.plot(range(1, n + 1), np.nanmean(ys, 0), marker="o", ms=3, label=label)
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"{key} (mean over seeds)" if key else "")
     ax.grid(alpha=0.3)

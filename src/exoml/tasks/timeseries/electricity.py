@@ -23,7 +23,8 @@ train (here their last `val_weeks_o` weeks validate), every later observed hour 
 forecast from the `window_h` hours before it with H's inputs and model; RMSE (kW) against the same
 naive forecasts on the same hours, and the published 0.619 kW (an LSTM reading the previous hour).
 Model: LSTM encoder over the input window -> linear layer -> all horizon steps at once (direct
-multi-output), MSE loss, Adam, early stopping on the validation loss; D averages a few seeds.
+multi-output), MSE loss, Adam, early stopping on the validation loss; D averages a few seeds, each
+trained again for its early-stopped number of epochs on all the days before the test (`--daily-refit`).
 
 Measured results: BENCHMARKS.md. `exoml run electricity --quick` runs in seconds (from 2009-09-01:
 H and D test 2010, O's training year runs to 2010-09-01 and it tests the rest).
@@ -89,6 +90,7 @@ class Config(Common):
     daily_epochs: int = 300            # protocol D: passes over the training days (fewer only when --daily-patience stops early)
     daily_patience: int = 30           # protocol D early stopping, as --patience (0: off)
     daily_ensemble: int = 5            # models with different seeds, forecasts averaged
+    daily_refit: bool = True           # protocol D: train each model again for its early-stopped epochs on training + validation days
 
 
 PROFILES = {
