@@ -292,6 +292,7 @@ def test_mnist_ensemble_is_the_mean_of_its_networks_and_its_first_is_the_single_
     capsys.readouterr()
     assert main(["predict", "mnist", str(img), "--run", str(two)]) == 0
     assert "[run " in capsys.readouterr().out
+    assert main(["export", "mnist", "--run", str(two)]) == 0  # ONNX, checked against PyTorch by the command
     assert main(["run", "mnist", "--quick", "--ensemble", "0", "--out", str(out)]) == 2
     # one network per trial, one network as the GAN's judge: both refuse an ensemble with a one-line error
     capsys.readouterr()
