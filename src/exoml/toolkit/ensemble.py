@@ -12,7 +12,7 @@ import torch.nn.functional as F
 class Ensemble(nn.Module):
     """forward(x) returns log(mean of the members' softmax probabilities), so everything that reads
     logits (softmax, argmax, cross-entropy, test-time augmentation) reads the ensemble as it would one
-    network. `features(x)` concatenates the members' features where they have a `features` method."""
+    network. `features(x)` concatenates the members' features (every member must have `features`)."""
 
     def __init__(self, members: list[nn.Module]):
         super().__init__()

@@ -15,8 +15,8 @@ from ...toolkit.runs import Run
 
 
 def get_judge(cfg, mnist, run: Run, device) -> tuple[nn.Module, str]:
-    """The MNIST CNN that measures the digits: a complete `mnist` run whose test accuracy is at least
-    cfg.judge_min_accuracy, else one trained here."""
+    """The MNIST CNN that measures the digits: a complete single-network `mnist` run whose test
+    accuracy is at least cfg.judge_min_accuracy, else one trained here."""
     from ..vision import mnist as judge_task
     if cfg.judge != "train":
         try:
@@ -33,7 +33,7 @@ def get_judge(cfg, mnist, run: Run, device) -> tuple[nn.Module, str]:
 
 def judge_run(cfg) -> tuple[Path, float]:
     """(folder, test accuracy) of the mnist run --judge names (or the latest, for auto); an
-    ExomlError when there is none or it is weaker than cfg.judge_min_accuracy."""
+    ExomlError when there is none, it is an ensemble, or it is weaker than cfg.judge_min_accuracy."""
     path, info = weights.open_run("mnist", None if cfg.judge == "auto" else Path(cfg.judge), cfg.out)
     networks = (info.get("config") or {}).get("ensemble", 1)
     if networks != 1:

@@ -1,5 +1,6 @@
 """CIFAR-10 classification with a small fast CNN, trained the airbench way (our own code, after
-Keller Jordan's cifar10-airbench, airbench94_muon: whitened first layer, BatchNorm, Muon).
+Keller Jordan's cifar10-airbench: airbench94_muon for the speed recipe, airbench95 for the full
+one; whitened first layer, BatchNorm, Muon).
 
 Data: CIFAR-10, 50,000 training images (5,000 held out for validation by default; `--val-size 0`
 trains on all of them once the settings are chosen) and the official 10,000 test images, 32x32 RGB.
@@ -17,7 +18,7 @@ Targets: >= 94.0% test accuracy for the speed recipe (mean of several seeds), as
 >= 95.0% for the full one, as airbench95; measured results and times are in BENCHMARKS.md.
 
     exoml run cifar10 --val-size 0                 # the default: the speed recipe on a CPU, the full one on a GPU
-    exoml run cifar10 --profile full --val-size 0  # the accurate recipe (about 3.5x the speed recipe's time)
+    exoml run cifar10 --profile full --val-size 0  # the accurate recipe (about 4x the speed recipe's time)
     exoml predict cifar10 photo.jpg        # any image: made RGB and resized to 32x32
 """
 from __future__ import annotations
@@ -65,7 +66,7 @@ class Config(vision.ImageCommon):
 
 # The full recipe follows airbench95 (wider, longer, its SGD learning rates x0.87 of airbench94's),
 # with 14 epochs where airbench95's SGD takes 15: Muon trains the speed recipe in 8 where airbench94's
-# SGD takes 9.9. Per epoch it does about twice the speed recipe's work. The cpu profile is
+# SGD takes 9.9. Per epoch it does about 2.5 times the speed recipe's work. The cpu profile is
 # airbench94_muon's speed recipe.
 SPEED = dict(widths=[64, 256, 256], epochs=8, lr=0.053, head_lr=0.67)
 PROFILES = {

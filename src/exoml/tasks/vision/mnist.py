@@ -75,8 +75,9 @@ class Config(vision.ImageCommon):
     train_subset: int = 0            # use only this many training images (0: all; smoke runs)
     test_subset: int = 0             # evaluate on a fixed random N test images (0: all of the official test split)
     metrics: list[str] = field(default_factory=lambda: ["accuracy"])
-    ensemble: int = field(default=1, metadata={"min": 1, "help": "networks trained with seeds seed, seed+1, ...; "
-                                               "the prediction is their mean class probability"})
+    ensemble: int = field(default=1, metadata={"min": 1, "help": "networks in one run: network 0 is the single run of "
+                                               "--seed, network k is seeded seed + 1000 k; the prediction is their "
+                                               "mean class probability"})
 
 
 # The full recipe is the Config's defaults; the others change some of them.
