@@ -1,7 +1,7 @@
 """Measure one task's recipe over several seeds and record it in benchmarks/results/<row>.json.
 
     python benchmarks/measure.py mnist --profile cpu --seeds 3
-    python benchmarks/measure.py cifar10 --seeds 3 -- --val-size 0      # task flags after --
+    python benchmarks/measure.py cifar10 --profile full --row cifar10-full -- --val-size 0   # task flags after --
     python benchmarks/measure.py boston
 
 Each seed is a normal `exoml run` (its run folder under --out, else in a temporary folder removed
