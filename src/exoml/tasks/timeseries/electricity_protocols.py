@@ -109,8 +109,13 @@ def protocol_d(cfg, run, device, model_cls, days, day_imputed, val_start, test_s
     split["test"] = first + 7 * np.arange(n_weeks)           # each test Sunday; inputs: the actual 14 days before
     if n_weeks == 0 or len(split["train"]) == 0 or len(split["val"]) == 0:
         raise ExomlError("protocol D needs training, validation and at least one whole test week of daily data")
-    xy = {k: (torch.as_tensor(o), torch.as_tensor(ts.windows(y_scaled, o, HORIZON_D), dtype=torch.float32))
-          for k, o in split.items()}
+    def pairs(o):  # (origins, their scaled target weeks)
+        return torch.as_tensor(o), torch.as_tensor(ts.windows(y_scaled, o, HORIZON_D), dtype=torch.float32)
+
+    def new_member(m):  # a member's fit and its refit start from the same seed
+        g = train.seed_everything(cfg.seed * 1000 + m)
+        return model_cls(feats.shape[1], cfg.daily_hidden, 1, HORIZON_D, cfg.rnn, cfg.dropout).to(device), g
+    xy = {k: pairs(o) for k, o in split.items()}
     preds, val_preds, refit_epochs, t0, members = [], [], [], time.time(), max(1, cfg.daily_ensemble)
     forecast_kw = lambda model, o: train.predict(model, o, 1024, transform=window).numpy() * t_std + t_mean  # noqa: E731
     rmse_kw = lambda a, b: float(np.sqrt(((a - b) ** 2).mean()))  # noqa: E731
@@ -118,18 +123,15 @@ def protocol_d(cfg, run, device, model_cls, days, day_imputed, val_start, test_s
     # forecasts); with --daily-refit it then trains again, from the same seed, for that many epochs on
     # all the days before the test, as the published models train on all three years
     before_test = split_origins(days.index, cfg.window_d, HORIZON_D, test_start, test_start, cfg.train_start or None)
-    refit_xy = (torch.as_tensor(before_test["train"]),  # every origin whose whole target week ends before the test
-                torch.as_tensor(ts.windows(y_scaled, before_test["train"], HORIZON_D), dtype=torch.float32))
+    refit_xy = pairs(before_test["train"])  # every origin whose whole target week ends before the test
     for m in range(members):
-        gm = train.seed_everything(cfg.seed * 1000 + m)
-        model = model_cls(feats.shape[1], cfg.daily_hidden, 1, HORIZON_D, cfg.rnn, cfg.dropout).to(device)
+        model, gm = new_member(m)
         history = fit_best(model, *xy["train"], xy["val"], window, cfg.daily_lr, cfg.daily_batch_size,
                            cfg.daily_epochs, cfg.daily_patience, cfg, run, gm, f"D{m}")
         val_preds.append(forecast_kw(model, xy["val"][0]))
         if cfg.daily_refit:
             best_epoch = min(history, key=lambda row: row["val_loss"])["epoch"]
-            gm = train.seed_everything(cfg.seed * 1000 + m)
-            model = model_cls(feats.shape[1], cfg.daily_hidden, 1, HORIZON_D, cfg.rnn, cfg.dropout).to(device)
+            model, gm = new_member(m)
             fit_best(model, *refit_xy, None, window, cfg.daily_lr, cfg.daily_batch_size, best_epoch, None, cfg, run,
                      gm, f"D{m}-refit")
             refit_epochs.append(best_epoch)

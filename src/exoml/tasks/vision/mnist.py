@@ -125,7 +125,12 @@ def build_model(cfg: Config | None = None) -> Net | Ensemble:
     one Ensemble (same inputs and outputs: logits, and `features`)."""
     cfg = cfg or Config()
     if cfg.ensemble > 1:
-        return Ensemble([Net(cfg.width, cfg.convs, cfg.hidden, cfg.dropout) for _ in range(cfg.ensemble)])
+        return Ensemble([build_network(cfg) for _ in range(cfg.ensemble)])
+    return build_network(cfg)
+
+
+def build_network(cfg: Config) -> Net:
+    """One network of `cfg`'s recipe (an ensemble has cfg.ensemble of them)."""
     return Net(cfg.width, cfg.convs, cfg.hidden, cfg.dropout)
 
 
@@ -172,7 +177,8 @@ def run(cfg: Config, run) -> tuple[dict, str]:
     # evaluate on the official test split
     with vision.Timer(device) as t_eval:
         logits = vision.predict_logits(model, d.tx_test, cfg.tta, pad_mode="constant", precision=cfg.precision)
-    extra, sections = ensemble_summary(cfg, d, members, model, logits) if cfg.ensemble > 1 else ({}, [])
+    extra, sections = ({}, []) if cfg.ensemble == 1 or not run.writes else ensemble_summary(cfg, d, members, model,
+                                                                                            logits)
     intro = (f"A compact CNN ({cfg.convs} conv layer(s) per stage, width {cfg.width}) trained on MNIST with the "
              f"`{cfg.profile}` profile: {cfg.epochs:g} epochs, affine augmentation (rotation {cfg.rotate:g} deg, zoom "
              f"{cfg.zoom:g}, shift {cfg.shift:g}), stroke-width changes on {cfg.stroke:.0%} of the digits, label "
@@ -188,7 +194,7 @@ def train_network(cfg: Config, d, device, run, k: int = 0) -> tuple[Net, list[di
     """One network of the recipe trained on d's training split: (the network, its history rows; in
     an ensemble each row says which network, and each network has its own checkpoint)."""
     # model, loss and optimizer by name, one-cycle schedule
-    model = Net(cfg.width, cfg.convs, cfg.hidden, cfg.dropout)
+    model = build_network(cfg)
     model.norm.set_stats(d.mean, d.std)
     model = model.to(device, memory_format=vision.memory_format(device))
     loss_fn = make_loss(cfg.loss, label_smoothing=cfg.label_smoothing)
