@@ -7,6 +7,11 @@ native bf16 (oneDNN: AVX512-BF16 or AMX), fp32 elsewhere.
 
     python benchmarks/bench_precision.py                       # every network, 2 threads
     python benchmarks/bench_precision.py --nets mnist-full --steps 20 --threads 1
+    python benchmarks/bench_precision.py --allocators --nets cifar10 --batch 2000 --steps 5
+
+`--allocators` times the precision `auto` picks, channels_last, under glibc's default malloc and
+then under exoml's setting (toolkit.train.reuse_freed_memory, which `exoml run` applies): glibc
+gives each allocation over 32 MB a fresh mmap that the kernel page-faults in on first touch.
 """
 from __future__ import annotations
 
@@ -61,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=10, help="timed steps per row (after 3 warm-up steps)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: the library default)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--batch", type=int, default=0, help="images per step (0: each network's own batch)")
+    p.add_argument("--allocators", action="store_true",
+                   help="compare glibc's default malloc with exoml's reuse_freed_memory (same process, in that order)")
     args = p.parse_args(argv)
     from exoml.toolkit.train import device_name, pick_device, uses_bf16
     if args.threads:
@@ -69,16 +77,51 @@ def main(argv: list[str] | None = None) -> int:
     auto = "bf16" if uses_bf16(device, "auto") else "fp32"
     print(f"device {device_name(device)}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
           f"--precision auto means {auto} here\n")
+    if args.allocators:
+        return compare_allocators(table, args, auto, device)
     print("| network | batch | precision | memory format | ms per step | speed-up vs fp32 contiguous |")
     print("|---|---|---|---|---|---|")
     for name in args.nets:
         build, batch, shape = table[name]
+        batch = args.batch or batch
         base = None
         for precision, cl in (("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True)):
             s = bench_step(build, batch, shape, precision, cl, args.steps, device)
             base = base or s
             print(f"| {name} | {batch} | {precision} | {'channels_last' if cl else 'contiguous'} | {s * 1000:.1f} | "
                   f"{base / s:.2f}x |", flush=True)
+    return 0
+
+
+def compare_allocators(table, args, precision: str, device) -> int:
+    """Every network under glibc's default malloc first, then under reuse_freed_memory (it cannot be undone,
+    so the process must not have applied it before)."""
+    import resource
+    from exoml.toolkit import train
+    if train._reusing_freed_memory:
+        raise SystemExit("--allocators needs a process that has not applied reuse_freed_memory yet")
+    rows = []
+    for setting in ("glibc default", "reuse freed memory"):
+        if setting != "glibc default" and not train.reuse_freed_memory():
+            print("reuse_freed_memory does not apply here (not glibc, or GLIBC_TUNABLES / MALLOC_* set)")
+            break
+        for name in args.nets:
+            build, batch, shape = table[name]
+            batch = args.batch or batch
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            s = bench_step(build, batch, shape, precision, True, args.steps, device)
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            faults = (after.ru_minflt - before.ru_minflt) / (args.steps + 3)
+            system = (after.ru_stime - before.ru_stime) / (after.ru_stime + after.ru_utime - before.ru_stime
+                                                            - before.ru_utime)
+            rows.append((name, batch, setting, s, faults, system))
+    print("| network | batch | allocator | ms per step | page faults per step | kernel share of CPU time |"
+          " speed-up |")
+    print("|---|---|---|---|---|---|---|")
+    base = {r[0]: r[3] for r in rows if r[2] == "glibc default"}
+    for name, batch, setting, s, faults, system in rows:
+        print(f"| {name} | {batch} | {setting} | {s * 1000:.0f} | {faults:,.0f} | {system:.0%} | "
+              f"{base[name] / s:.2f}x |")
     return 0
 
 

@@ -462,6 +462,34 @@ def test_precision_benchmark_prints_one_row_per_setting(capsys):
     assert f"auto means {'bf16' if vision.cpu_has_bf16() else 'fp32'} here" in out
 
 
+def test_reuse_freed_memory_keeps_big_blocks_mapped():
+    """After reuse_freed_memory (which `exoml run` applies), freed 128 MB tensors' pages serve the
+    next ones: once the heap has grown, a fill page-faults almost nothing, where glibc's default
+    re-maps and faults every page each time. A user's own malloc tuning is left alone; the allocator benchmark prints both rows."""
+    import os
+    import resource
+    import subprocess
+    import sys
+    from exoml.toolkit.train import reuse_freed_memory
+    if not reuse_freed_memory():
+        pytest.skip("not glibc")
+
+    def faults_to_fill() -> int:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        torch.empty(32 * 2**20).fill_(1.0)  # 128 MB, freed at once
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    warm_up = [faults_to_fill() for _ in range(8)]  # the heap grows until a freed block fits the next
+    assert max(faults_to_fill() for _ in range(3)) < 0.1 * 128 * 2**20 / 4096, warm_up
+    own = "from exoml.toolkit.train import reuse_freed_memory as r; print(r())"  # fresh processes
+    env = {**os.environ, "GLIBC_TUNABLES": "glibc.malloc.mmap_max=8"}
+    assert subprocess.run([sys.executable, "-c", own], env=env, capture_output=True, text=True).stdout == "False\n"
+    script = Path(__file__).parents[1] / "benchmarks" / "bench_precision.py"  # a fresh process: glibc's default first
+    out = subprocess.run([sys.executable, str(script), "--allocators", "--nets", "mnist-cpu", "--steps", "1",
+                          "--device", "cpu"], capture_output=True, text=True, check=True).stdout
+    rows = [line for line in out.splitlines() if line.startswith("| mnist-cpu |")]
+    assert [r.split(" | ")[2] for r in rows] == ["glibc default", "reuse freed memory"]
+
+
 def test_outside_mnist_digits_benchmark(trained, tmp_path):
     """benchmarks/bench_digits.py on a trained run: printed digits in 9 fonts x 3 stroke widths and
     scikit-learn's 8x8 digits, read as `exoml predict` reads a file; the result is recorded."""
