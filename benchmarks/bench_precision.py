@@ -8,10 +8,16 @@ native bf16 (oneDNN: AVX512-BF16 or AMX), fp32 elsewhere.
     python benchmarks/bench_precision.py                       # every network, 2 threads
     python benchmarks/bench_precision.py --nets mnist-full --steps 20 --threads 1
     python benchmarks/bench_precision.py --allocators --nets cifar10 --batch 2000 --steps 5
+    python benchmarks/bench_precision.py --ceiling --threads 2
 
 `--allocators` times the precision `auto` picks, channels_last, under glibc's default malloc and
-then under exoml's setting (toolkit.train.reuse_freed_memory, which `exoml run` applies): glibc
-gives each allocation over 32 MB a fresh mmap that the kernel page-faults in on first touch.
+then under exoml's setting (toolkit.train.reuse_freed_memory, which `exoml run` applies on the
+CPU), in that order in one process: glibc gives each allocation over 32 MB a fresh mmap that the
+kernel page-faults in on first touch.
+
+`--ceiling` prints the arithmetic rate (TFLOP/s) of two big kernels in that precision, a 4096x4096
+matmul and a 3x3 convolution of 256 channels on 16x16 maps: about the most a network's step can
+reach on this machine, to set beside a recipe's FLOP per second.
 """
 from __future__ import annotations
 
@@ -35,8 +41,11 @@ def nets():
     }
 
 
-def bench_step(build, batch: int, shape, precision: str, channels_last: bool, steps: int, device) -> float:
-    """Seconds per training step (forward, loss, backward, AdamW step), median of `steps` after 3 warm-ups."""
+def bench_step(build, batch: int, shape, precision: str, channels_last: bool, steps: int, device,
+               stats: dict | None = None) -> float:
+    """Seconds per training step (forward, loss, backward, AdamW step), median of `steps` after 3 warm-ups.
+    `stats` (if given) receives the timed steps' page faults per step and the kernel's share of CPU time."""
+    import resource
     from exoml.toolkit.train import autocast
     torch.manual_seed(0)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -46,6 +55,8 @@ def bench_step(build, batch: int, shape, precision: str, channels_last: bool, st
     y = torch.randint(0, 10, (batch,), device=device)
     times = []
     for i in range(steps + 3):
+        if i == 3:
+            usage = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         with autocast(device, precision):
             loss = nn.functional.cross_entropy(model(x).float(), y)
@@ -56,6 +67,10 @@ def bench_step(build, batch: int, shape, precision: str, channels_last: bool, st
             torch.cuda.synchronize()
         if i >= 3:
             times.append(time.perf_counter() - t0)
+    if stats is not None:
+        end = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = end.ru_utime + end.ru_stime - usage.ru_utime - usage.ru_stime
+        stats.update(faults=(end.ru_minflt - usage.ru_minflt) / steps, kernel=(end.ru_stime - usage.ru_stime) / max(cpu, 1e-9))
     return sorted(times)[len(times) // 2]
 
 
@@ -69,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=0, help="images per step (0: each network's own batch)")
     p.add_argument("--allocators", action="store_true",
                    help="compare glibc's default malloc with exoml's reuse_freed_memory (same process, in that order)")
+    p.add_argument("--ceiling", action="store_true",
+                   help="the TFLOP/s of a big matmul and a big 3x3 conv in the precision auto picks")
     args = p.parse_args(argv)
     from exoml.toolkit.train import device_name, pick_device, uses_bf16
     if args.threads:
@@ -79,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
           f"--precision auto means {auto} here\n")
     if args.allocators:
         return compare_allocators(table, args, auto, device)
+    if args.ceiling:
+        return ceiling(args.steps, auto, device)
     print("| network | batch | precision | memory format | ms per step | speed-up vs fp32 contiguous |")
     print("|---|---|---|---|---|---|")
     for name in args.nets:
@@ -96,7 +115,6 @@ def main(argv: list[str] | None = None) -> int:
 def compare_allocators(table, args, precision: str, device) -> int:
     """Every network under glibc's default malloc first, then under reuse_freed_memory (it cannot be undone,
     so the process must not have applied it before)."""
-    import resource
     from exoml.toolkit import train
     if train._reusing_freed_memory:
         raise SystemExit("--allocators needs a process that has not applied reuse_freed_memory yet")
@@ -108,13 +126,9 @@ def compare_allocators(table, args, precision: str, device) -> int:
         for name in args.nets:
             build, batch, shape = table[name]
             batch = args.batch or batch
-            before = resource.getrusage(resource.RUSAGE_SELF)
-            s = bench_step(build, batch, shape, precision, True, args.steps, device)
-            after = resource.getrusage(resource.RUSAGE_SELF)
-            faults = (after.ru_minflt - before.ru_minflt) / (args.steps + 3)
-            system = (after.ru_stime - before.ru_stime) / (after.ru_stime + after.ru_utime - before.ru_stime
-                                                            - before.ru_utime)
-            rows.append((name, batch, setting, s, faults, system))
+            stats = {}
+            s = bench_step(build, batch, shape, precision, True, args.steps, device, stats)
+            rows.append((name, batch, setting, s, stats["faults"], stats["kernel"]))
     print("| network | batch | allocator | ms per step | page faults per step | kernel share of CPU time |"
           " speed-up |")
     print("|---|---|---|---|---|---|---|")
@@ -122,6 +136,30 @@ def compare_allocators(table, args, precision: str, device) -> int:
     for name, batch, setting, s, faults, system in rows:
         print(f"| {name} | {batch} | {setting} | {s * 1000:.0f} | {faults:,.0f} | {system:.0%} | "
               f"{base[name] / s:.2f}x |")
+    return 0
+
+
+def ceiling(steps: int, precision: str, device) -> int:
+    """TFLOP/s of a 4096^3 matmul and of a forward 3x3 conv (batch 500, 256 -> 256 channels, 16x16),
+    median of `steps` after one warm-up: the rate big, well-shaped kernels reach here."""
+    from exoml.toolkit.train import autocast
+    conv = nn.Conv2d(256, 256, 3, padding=1, bias=False).to(device, memory_format=torch.channels_last)
+    maps = torch.randn(500, 256, 16, 16, device=device).contiguous(memory_format=torch.channels_last)
+    a, b = torch.randn(4096, 4096, device=device), torch.randn(4096, 4096, device=device)
+    kernels = {"matmul 4096x4096x4096": (lambda: a @ b, 2 * 4096 ** 3),
+               "conv 3x3, 256 -> 256 channels, 500 x 16x16": (lambda: conv(maps), 2 * 500 * 256 * 256 * 9 * 16 * 16)}
+    print(f"| kernel | precision | TFLOP/s |\n|---|---|---|")
+    with torch.no_grad(), autocast(device, precision):
+        for name, (run, flop) in kernels.items():
+            times = []
+            for i in range(steps + 1):
+                t0 = time.perf_counter()
+                run()
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                if i:
+                    times.append(time.perf_counter() - t0)
+            print(f"| {name} | {precision} | {flop / sorted(times)[len(times) // 2] / 1e12:.3f} |", flush=True)
     return 0
 
 

@@ -132,12 +132,13 @@ def execute(task, cfg, out: str | Path | None = None, on_epoch=None) -> tuple[Pa
     from .toolkit import distributed
     from .toolkit.config import to_dict
     from .toolkit.runs import finish, new_run
-    from .toolkit.train import reuse_freed_memory
+    from .toolkit.train import pick_device, reuse_freed_memory
     if distributed.launched() and not task.distributed:
         trains = ", ".join(t.name for t in tasks.all_tasks() if t.distributed)
         raise ExomlError(f"{task.name} does not train data-parallel: run it without torchrun ({trains} do)")
     distributed.init(cfg.device)
-    reuse_freed_memory()  # the big CPU nets' activations: no fresh page-faulted mmap per step
+    if pick_device(cfg.device).type == "cpu":  # the big nets' activations: no fresh page-faulted mmap per step
+        reuse_freed_memory()
     resume = getattr(cfg, "resume", None)
     with new_run(task.name, to_dict(cfg), out or cfg.out, resume=resume) as run:
         if run.writes:

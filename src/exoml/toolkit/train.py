@@ -1,4 +1,4 @@
-"""Training helpers shared by the torch tasks: device, seeding, precision, batches, loss /
+"""Training helpers shared by the torch tasks: device, seeding, precision, glibc malloc, batches, loss /
 optimizer / metrics by name ("compile"), predict and evaluate. The training loop itself is
 toolkit/loop.py, the learning-rate schedules toolkit/schedules.py.
 
@@ -72,16 +72,17 @@ _reusing_freed_memory = False  # set once reuse_freed_memory has applied (it las
 
 
 def reuse_freed_memory() -> bool:
-    """Make glibc's malloc keep freed memory for the next allocation instead of returning it to the
-    system. By default glibc gives every allocation over 32 MB its own fresh mmap, and the kernel
-    zero-fills it page by page on first touch: on the CPU each training step of the big image nets
-    re-maps its activations, and a quarter of the step's time went to those page faults (the
-    CIFAR-10 speed recipe's bf16 step at batch 2000: 5.4 s, 3.8 s with this;
-    `python benchmarks/bench_precision.py --allocators`). The cost is that the process keeps its
-    peak heap, and big blocks fragment it (that step peaked at 2.9 GB resident, against 2.5 GB).
+    """Make glibc's malloc serve big blocks from the heap and keep freed memory for the next
+    allocation. By default glibc gives every allocation over 32 MB its own fresh mmap, which the
+    kernel zero-fills page by page on first touch, so each CPU training step of the big image nets
+    faults its activations in again (`python benchmarks/bench_precision.py --allocators` shows the
+    page faults, the kernel's share of the CPU time and the step time under both settings). The
+    cost is memory: the process keeps its peak heap, and big blocks can fragment it.
 
-    Glibc only: a no-op elsewhere, and when the user set GLIBC_TUNABLES or MALLOC_* themselves.
-    It lasts for the process. Returns whether the setting is in force."""
+    It covers the main thread's arena, where the training loop allocates, and lasts for the
+    process. It does nothing off glibc, under another malloc loaded with LD_PRELOAD, or when the
+    user set glibc's malloc variables (GLIBC_TUNABLES or MALLOC_*): `MALLOC_MMAP_MAX_=65536`,
+    glibc's own default, keeps glibc's behaviour. Returns whether the setting is in force."""
     global _reusing_freed_memory
     if _reusing_freed_memory:
         return True
@@ -92,11 +93,16 @@ def reuse_freed_memory() -> bool:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
+        libc, process = ctypes.CDLL("libc.so.6"), ctypes.CDLL(None)
+        address = lambda f: ctypes.cast(f, ctypes.c_void_p).value  # noqa: E731
+        if address(process.malloc) != address(libc.malloc):  # tcmalloc, jemalloc, ... (LD_PRELOAD)
+            return False
+        mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
-    # no mmap for big blocks (they come from the heap), and never trim the heap's free top (max int)
-    _reusing_freed_memory = all(mallopt(k, v) == 1 for k, v in ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1)))
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    # big blocks from the heap, not mmap; trim the heap's free top only past 2 GB (the largest int)
+    _reusing_freed_memory = all(mallopt(k, v) == 1 for k, v in ((_M_TRIM_THRESHOLD, 2**31 - 1), (_M_MMAP_MAX, 0)))
     return _reusing_freed_memory
 
 
