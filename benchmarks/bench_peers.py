@@ -326,6 +326,7 @@ def table(recs: list[dict]) -> str:
                         f"class shares reference {100 * ref['class_share_min']:.1f}-{100 * ref['class_share_max']:.1f}%, "
                         f"exoml {100 * ex['metrics']['class_share_min']:.1f}-{100 * ex['metrics']['class_share_max']:.1f}%")
         note += ROWS[r["row"]].notes if r["row"] in ROWS else ()
+        note += [r["note"]] if r.get("note") else []
         notes.append(f"- {r['row']}: " + "; ".join(note))
     return "\n".join(lines + ([""] + notes if notes else []))
 
@@ -348,8 +349,11 @@ def headline(recs: list[dict]) -> str:
             speed = "**not reached**"
         lines.append(f"| `{r['row']}` | {ref['name']} | {fmt(ref['value'], kind)}, {secs(ref['seconds'])} | "
                      f"{fmt(ex['value'], kind)}, {secs(ex['seconds'])} | {speed} |")
-    hw = sorted({f"{r['hardware']}, {r['threads']} threads" for r in done})
-    return "\n".join(lines) + f"\n\nMeasured on {'; '.join(hw)} (each row's date and commit: BENCHMARKS.md)."
+    hosts: dict[str, list[str]] = {}
+    for r in done:
+        hosts.setdefault(f"{r['hardware']}, {r['threads']} threads", []).append(f"`{r['row']}`")
+    where = "; ".join(f"{hw} ({', '.join(rows)})" for hw, rows in sorted(hosts.items()))
+    return "\n".join(lines) + f"\n\nMeasured on {where}; each row's date and commit: BENCHMARKS.md."
 
 
 def load(folder: Path = RESULTS, smallest: bool = False) -> list[dict]:

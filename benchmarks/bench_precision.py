@@ -11,9 +11,9 @@ native bf16 (oneDNN: AVX512-BF16 or AMX), fp32 elsewhere.
     python benchmarks/bench_precision.py --ceiling --threads 2
 
 `--allocators` times the precision `auto` picks, channels_last, under glibc's default malloc and
-then under exoml's setting (toolkit.train.reuse_freed_memory, which `exoml run` applies on the
-CPU), in that order in one process: glibc gives each allocation over 32 MB a fresh mmap that the
-kernel page-faults in on first touch.
+then inside exoml's setting (toolkit.train.reuse_freed_memory, which `exoml run` applies to the
+CPU runs of tasks with steady shapes: cifar10, cifar100), in that order in one process: glibc
+gives each allocation over 32 MB a fresh mmap that the kernel page-faults in on first touch.
 
 `--ceiling` prints the arithmetic rate (TFLOP/s) of two big kernels in that precision, a 4096x4096
 matmul and a 3x3 convolution of 256 channels on 16x16 maps: about the most a network's step can
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from contextlib import nullcontext
 
 import torch
 import torch.nn as nn
@@ -74,11 +75,17 @@ def bench_step(build, batch: int, shape, precision: str, channels_last: bool, st
     return sorted(times)[len(times) // 2]
 
 
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     table = nets()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--nets", nargs="+", choices=list(table), default=list(table))
-    p.add_argument("--steps", type=int, default=10, help="timed steps per row (after 3 warm-up steps)")
+    p.add_argument("--steps", type=positive, default=10, help="timed steps per row (after 3 warm-up steps)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: the library default)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--batch", type=int, default=0, help="images per step (0: each network's own batch)")
@@ -113,22 +120,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def compare_allocators(table, args, precision: str, device) -> int:
-    """Every network under glibc's default malloc first, then under reuse_freed_memory (it cannot be undone,
-    so the process must not have applied it before)."""
+    """Every network under glibc's default malloc first, then inside reuse_freed_memory."""
     from exoml.toolkit import train
-    if train._reusing_freed_memory:
-        raise SystemExit("--allocators needs a process that has not applied reuse_freed_memory yet")
+    if train.glibc_malloc() is None:
+        raise SystemExit("--allocators compares glibc malloc settings: this process does not use glibc's malloc")
     rows = []
     for setting in ("glibc default", "reuse freed memory"):
-        if setting != "glibc default" and not train.reuse_freed_memory():
-            print("reuse_freed_memory does not apply here (not glibc, or GLIBC_TUNABLES / MALLOC_* set)")
-            break
-        for name in args.nets:
-            build, batch, shape = table[name]
-            batch = args.batch or batch
-            stats = {}
-            s = bench_step(build, batch, shape, precision, True, args.steps, device, stats)
-            rows.append((name, batch, setting, s, stats["faults"], stats["kernel"]))
+        with train.reuse_freed_memory() if setting != "glibc default" else nullcontext(True) as applied:
+            if not applied:
+                print("reuse_freed_memory does not apply here: glibc's malloc variables are set (see its docstring)")
+                break
+            for name in args.nets:
+                build, batch, shape = table[name]
+                batch = args.batch or batch
+                stats = {}
+                s = bench_step(build, batch, shape, precision, True, args.steps, device, stats)
+                rows.append((name, batch, setting, s, stats["faults"], stats["kernel"]))
     print("| network | batch | allocator | ms per step | page faults per step | kernel share of CPU time |"
           " speed-up |")
     print("|---|---|---|---|---|---|---|")
@@ -139,17 +146,18 @@ def compare_allocators(table, args, precision: str, device) -> int:
     return 0
 
 
-def ceiling(steps: int, precision: str, device) -> int:
-    """TFLOP/s of a 4096^3 matmul and of a forward 3x3 conv (batch 500, 256 -> 256 channels, 16x16),
-    median of `steps` after one warm-up: the rate big, well-shaped kernels reach here."""
-    from exoml.toolkit.train import autocast
-    conv = nn.Conv2d(256, 256, 3, padding=1, bias=False).to(device, memory_format=torch.channels_last)
-    maps = torch.randn(500, 256, 16, 16, device=device).contiguous(memory_format=torch.channels_last)
-    a, b = torch.randn(4096, 4096, device=device), torch.randn(4096, 4096, device=device)
-    kernels = {"matmul 4096x4096x4096": (lambda: a @ b, 2 * 4096 ** 3),
-               "conv 3x3, 256 -> 256 channels, 500 x 16x16": (lambda: conv(maps), 2 * 500 * 256 * 256 * 9 * 16 * 16)}
-    print(f"| kernel | precision | TFLOP/s |\n|---|---|---|")
-    with torch.no_grad(), autocast(device, precision):
+def ceiling(steps: int, precision: str, device, size: int = 4096, batch: int = 500) -> int:
+    """TFLOP/s of a size^3 matmul and of a forward 3x3 conv (batch x 256 -> 256 channels, 16x16), with
+    inputs and weights already in `precision`, median of `steps` after one warm-up: the rate big,
+    well-shaped kernels reach here."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    conv = nn.Conv2d(256, 256, 3, padding=1, bias=False).to(device, dtype, memory_format=torch.channels_last)
+    maps = torch.randn(batch, 256, 16, 16, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    a, b = torch.randn(size, size, device=device, dtype=dtype), torch.randn(size, size, device=device, dtype=dtype)
+    kernels = {f"matmul {size}x{size}x{size}": (lambda: a @ b, 2 * size ** 3),
+               f"conv 3x3, 256 -> 256 channels, {batch} x 16x16": (lambda: conv(maps), 2 * batch * 256 * 256 * 9 * 16 * 16)}
+    print("| kernel | precision | TFLOP/s |\n|---|---|---|")
+    with torch.no_grad():
         for name, (run, flop) in kernels.items():
             times = []
             for i in range(steps + 1):

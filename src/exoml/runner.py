@@ -128,6 +128,7 @@ def _interrupted_run(task: str, path: Path) -> None:
 
 def execute(task, cfg, out: str | Path | None = None, on_epoch=None) -> tuple[Path, dict]:
     """Run one configured task (a Task) in a new run folder; `on_epoch(row)` sees each history row too."""
+    from contextlib import nullcontext
     from . import tasks
     from .toolkit import distributed
     from .toolkit.config import to_dict
@@ -137,10 +138,11 @@ def execute(task, cfg, out: str | Path | None = None, on_epoch=None) -> tuple[Pa
         trains = ", ".join(t.name for t in tasks.all_tasks() if t.distributed)
         raise ExomlError(f"{task.name} does not train data-parallel: run it without torchrun ({trains} do)")
     distributed.init(cfg.device)
-    if pick_device(cfg.device).type == "cpu":  # the big nets' activations: no fresh page-faulted mmap per step
-        reuse_freed_memory()
+    # the big image nets' activations: no fresh page-faulted mmap per step
+    reuse = task.steady_shapes and pick_device(cfg.device).type == "cpu"
     resume = getattr(cfg, "resume", None)
-    with new_run(task.name, to_dict(cfg), out or cfg.out, resume=resume) as run:
+    with reuse_freed_memory() if reuse else nullcontext(), \
+            new_run(task.name, to_dict(cfg), out or cfg.out, resume=resume) as run:
         if run.writes:
             print(f"[{task.name}] run folder: {run.path}", flush=True)
         if on_epoch is not None:  # e.g. tune's pruning hook, after the row is safely in history.csv

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import random
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from functools import cache
 from typing import Callable, Iterator
 
@@ -67,43 +67,72 @@ def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
 
 
 # glibc's mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
-_reusing_freed_memory = False  # set once reuse_freed_memory has applied (it lasts for the process)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
+# what glibc's default settles at in a process of big tensors (its dynamic mmap threshold stops at
+# 32 MB, the trim threshold at twice that): restored when reuse_freed_memory ends
+_GLIBC_BIG_TENSORS = ((_M_MMAP_MAX, 65536), (_M_MMAP_THRESHOLD, 32 * 2**20), (_M_TRIM_THRESHOLD, 64 * 2**20))
+_USER_MALLOC_VARIABLES = ("MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+_reusing_freed_memory = False  # inside reuse_freed_memory
 
 
-def reuse_freed_memory() -> bool:
-    """Make glibc's malloc serve big blocks from the heap and keep freed memory for the next
-    allocation. By default glibc gives every allocation over 32 MB its own fresh mmap, which the
-    kernel zero-fills page by page on first touch, so each CPU training step of the big image nets
-    faults its activations in again (`python benchmarks/bench_precision.py --allocators` shows the
-    page faults, the kernel's share of the CPU time and the step time under both settings). The
-    cost is memory: the process keeps its peak heap, and big blocks can fragment it.
-
-    It covers the main thread's arena, where the training loop allocates, and lasts for the
-    process. It does nothing off glibc, under another malloc loaded with LD_PRELOAD, or when the
-    user set glibc's malloc variables (GLIBC_TUNABLES or MALLOC_*): `MALLOC_MMAP_MAX_=65536`,
-    glibc's own default, keeps glibc's behaviour. Returns whether the setting is in force."""
-    global _reusing_freed_memory
-    if _reusing_freed_memory:
-        return True
-    if any(k == "GLIBC_TUNABLES" or k.startswith("MALLOC_") for k in os.environ):
-        return False
+def glibc_malloc():
+    """glibc's libc (for mallopt and malloc_trim) when the process allocates with glibc's malloc;
+    None off glibc or when another malloc (tcmalloc, jemalloc, ...) was loaded with LD_PRELOAD."""
     import ctypes
     import platform
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
+        return None
     try:
         libc, process = ctypes.CDLL("libc.so.6"), ctypes.CDLL(None)
         address = lambda f: ctypes.cast(f, ctypes.c_void_p).value  # noqa: E731
-        if address(process.malloc) != address(libc.malloc):  # tcmalloc, jemalloc, ... (LD_PRELOAD)
-            return False
-        mallopt = libc.mallopt
+        if address(process.malloc) != address(libc.malloc):
+            return None
+        libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+        libc.malloc_trim.argtypes, libc.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
     except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+        return None
+    return libc
+
+
+@contextmanager
+def reuse_freed_memory() -> Iterator[bool]:
+    """Inside: glibc's malloc serves big blocks from the heap and keeps freed memory for the next
+    allocation. Under glibc's default every allocation over 32 MB gets its own fresh mmap, which the
+    kernel zero-fills page by page on first touch, so each CPU training step of a big image net
+    faults its activations in again (`python benchmarks/bench_precision.py --allocators` shows the
+    page faults, the kernel's share of the CPU time and the step time under both settings). Yields
+    whether the setting is in force.
+
+    For training whose big tensors keep their shapes from step to step (Task.steady_shapes): the
+    process keeps its peak heap, and blocks of ever-changing sizes fragment it without bound (the
+    imdb BiLSTM's batches of varying review length grew it past 24 GB within two epochs). On
+    leaving, blocks over 32 MB get their own mmap again and the free heap goes back to the system.
+
+    It covers the main thread's arena, where the training loop allocates (from another thread it
+    does nothing: that thread's arena would still mmap its big blocks). It does nothing off glibc,
+    under another malloc loaded with LD_PRELOAD, or when the user chose glibc's big-block behaviour
+    (MALLOC_MMAP_MAX_, MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_, or
+    glibc.malloc tunables in GLIBC_TUNABLES): `MALLOC_MMAP_MAX_=65536`, glibc's own default, keeps
+    glibc's behaviour."""
+    global _reusing_freed_memory
+    import threading
+    libc = None
+    if not (_reusing_freed_memory or any(k in os.environ for k in _USER_MALLOC_VARIABLES)
+            or "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", "")
+            or threading.current_thread() is not threading.main_thread()):
+        libc = glibc_malloc()
+    if libc is None:  # not ours to set (or already set by an enclosing call)
+        yield _reusing_freed_memory
+        return
     # big blocks from the heap, not mmap; trim the heap's free top only past 2 GB (the largest int)
-    _reusing_freed_memory = all(mallopt(k, v) == 1 for k, v in ((_M_TRIM_THRESHOLD, 2**31 - 1), (_M_MMAP_MAX, 0)))
-    return _reusing_freed_memory
+    _reusing_freed_memory = all(libc.mallopt(k, v) == 1 for k, v in ((_M_TRIM_THRESHOLD, 2**31 - 1), (_M_MMAP_MAX, 0)))
+    try:
+        yield _reusing_freed_memory
+    finally:
+        for k, v in _GLIBC_BIG_TENSORS:
+            libc.mallopt(k, v)
+        libc.malloc_trim(0)
+        _reusing_freed_memory = False
 
 
 @cache

@@ -160,4 +160,4 @@ TASK = Task(
                         "Jordan, 94% on CIFAR-10 in 3.29 seconds, arXiv:2404.00498"),
     config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
     page=image_page(NAME, sys.modules[__name__], size=32, grey=False, mode="photo", canvas=False),
-    tuning=Tuning("val_accuracy"), distributed=True, export=export)
+    tuning=Tuning("val_accuracy"), distributed=True, steady_shapes=True, export=export)

@@ -229,4 +229,4 @@ TASK = Task(
     reference=Reference("81.2% test accuracy (WRN-28-10)", 0.812, "Zagoruyko & Komodakis, BMVC 2016"),
     config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
     page=image_page(NAME, sys.modules[__name__], size=32, grey=False, mode="photo", canvas=False),
-    tuning=Tuning("val_accuracy"), distributed=True, export=export)
+    tuning=Tuning("val_accuracy"), distributed=True, steady_shapes=True, export=export)
