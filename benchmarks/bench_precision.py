@@ -128,7 +128,7 @@ def compare_allocators(table, args, precision: str, device) -> int:
     for setting in ("glibc default", "reuse freed memory"):
         with train.reuse_freed_memory() if setting != "glibc default" else nullcontext(True) as applied:
             if not applied:
-                print("reuse_freed_memory does not apply here: glibc's malloc variables are set (see its docstring)")
+                print("reuse_freed_memory did not apply here (see its docstring)")
                 break
             for name in args.nets:
                 build, batch, shape = table[name]

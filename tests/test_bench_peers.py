@@ -75,6 +75,15 @@ def test_records_reach_the_docs(iris_record, tmp_path):
     bench, readme = (tmp_path / "BENCHMARKS.md").read_text(), (tmp_path / "README.md").read_text()
     assert "| iris | [scikit-learn KMeans(n_clusters=3)]" in bench and "**equal**" in bench
     assert "| `iris` | scikit-learn KMeans(n_clusters=3) |" in readme
+    # a record's note reaches the table's notes; the README names each host's rows
+    other = record | {"smallest": False, "row": "boston", "hardware": "Another CPU", "note": "a NOTE of this run"}
+    (results / "peers" / "boston.json").write_text(json.dumps(other))
+    assert make_docs.main(args) == 0
+    bench, readme = (tmp_path / "BENCHMARKS.md").read_text(), (tmp_path / "README.md").read_text()
+    assert "- boston: " in bench and "a NOTE of this run" in bench.split("- boston: ")[1].splitlines()[0]
+    hosts = readme.split("Measured on ")[1].split("; each row's")[0].split("; ")
+    assert sorted(hosts) == sorted([f"Another CPU, {record['threads']} threads (`boston`)",
+                                    f"{record['hardware']}, {record['threads']} threads (`iris`)"])
 
 
 def test_time_to_reach():

@@ -467,7 +467,7 @@ def test_precision_benchmark_prints_one_row_per_setting(capsys):
 
 
 MMAPPED = """
-import ctypes, torch
+import ctypes, threading, torch
 from exoml.toolkit.train import reuse_freed_memory
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in
@@ -480,15 +480,23 @@ def mmapped():  # bytes of a new 128 MB tensor that glibc gave an mmap of its ow
     return mallinfo2().hblkhd - before
 with reuse_freed_memory() as applied:
     inside = mmapped()
-print(applied, inside, mmapped())
+try:
+    with reuse_freed_memory():
+        raise KeyError
+except KeyError:
+    pass
+in_thread = []
+thread = threading.Thread(target=lambda: in_thread.append(reuse_freed_memory().__enter__()))
+thread.start(); thread.join()
+print(applied, inside, mmapped(), in_thread[0])
 """
 
 
 def test_reuse_freed_memory_serves_big_blocks_from_the_heap():
     """Inside reuse_freed_memory (which `exoml run` applies to CPU runs of tasks with steady shapes), a
-    128 MB tensor comes from the heap, whose freed pages serve the next one; outside, and under a
-    user's own malloc setting, it gets a fresh mmap of its own, page-faulted in on first touch, as
-    under glibc's default. The allocator benchmark prints both rows."""
+    128 MB tensor comes from the heap, whose freed pages serve the next one; after it (also when the block raised), and under a user's own malloc setting, a big block
+    gets a fresh mmap of its own, as under glibc's default. Another thread gets no setting. The
+    allocator benchmark prints both rows."""
     import ctypes
     import os
     import platform
@@ -499,15 +507,16 @@ def test_reuse_freed_memory_serves_big_blocks_from_the_heap():
         pytest.skip("glibc >= 2.33 only (mallinfo2)")
     env = {k: v for k, v in os.environ.items()
            if k not in ("GLIBC_TUNABLES", "LD_PRELOAD") and not k.startswith("MALLOC_")}
+    big = 128 * 2**20
 
-    def mmapped(**extra) -> tuple[str, int, int]:
-        out = subprocess.run([sys.executable, "-c", MMAPPED], env={**env, **extra}, capture_output=True, text=True,
-                             check=True, timeout=120).stdout.split()
-        return out[0], int(out[1]), int(out[2])
-    assert mmapped()[:2] == ("True", 0)
-    assert mmapped()[2] >= 128 * 2**20  # after it: an mmap again
-    applied, inside, after = mmapped(MALLOC_MMAP_MAX_="65536")  # the user's own setting: glibc's default stays
-    assert not eval(applied) and inside >= 128 * 2**20 and after >= 128 * 2**20
+    def mmapped(**extra) -> list[str]:
+        return subprocess.run([sys.executable, "-c", MMAPPED], env={**env, **extra}, capture_output=True, text=True,
+                              check=True, timeout=120).stdout.split()
+    applied, inside, after, in_thread = mmapped()
+    assert (applied, int(inside), in_thread) == ("True", 0, "False")
+    assert int(after) >= big  # after it (the last scope raised): an mmap again
+    applied, inside, after, _ = mmapped(MALLOC_MMAP_MAX_="65536")  # the user's own setting stays
+    assert applied == "False" and int(inside) >= big and int(after) >= big
     script = Path(__file__).parents[1] / "benchmarks" / "bench_precision.py"
     out = subprocess.run([sys.executable, str(script), "--allocators", "--nets", "mnist-cpu", "--steps", "1",
                           "--device", "cpu"], env=env, capture_output=True, text=True, check=True, timeout=300).stdout
@@ -532,7 +541,7 @@ def test_runner_reuses_freed_memory_for_steady_shapes_on_the_cpu(tmp_path, monke
     monkeypatch.setattr(train, "reuse_freed_memory", recorder)
     assert tasks.get("cifar10").steady_shapes and tasks.get("cifar100").steady_shapes
     assert not tasks.get("imdb").steady_shapes
-    varying, cfg = runner.task_config("iris", ["--quick"])
+    varying, cfg = runner.task_config("iris", ["--quick", "--device", "cpu"])
     steady = dataclasses.replace(varying, steady_shapes=True)
     for task, expected in ((varying, []), (steady, [1])):
         calls.clear()

@@ -68,10 +68,12 @@ def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
 
 # glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
-# what glibc's default settles at in a process of big tensors (its dynamic mmap threshold stops at
-# 32 MB, the trim threshold at twice that): restored when reuse_freed_memory ends
+# what glibc's dynamic default reaches in a process of big tensors (its mmap threshold stops at
+# 32 MB, the trim threshold at twice that): pinned there when reuse_freed_memory ends
 _GLIBC_BIG_TENSORS = ((_M_MMAP_MAX, 65536), (_M_MMAP_THRESHOLD, 32 * 2**20), (_M_TRIM_THRESHOLD, 64 * 2**20))
 _USER_MALLOC_VARIABLES = ("MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+_USER_MALLOC_TUNABLES = ("glibc.malloc.mmap_max", "glibc.malloc.mmap_threshold", "glibc.malloc.trim_threshold",
+                         "glibc.malloc.top_pad")
 _reusing_freed_memory = False  # inside reuse_freed_memory
 
 
@@ -106,27 +108,32 @@ def reuse_freed_memory() -> Iterator[bool]:
     For training whose big tensors keep their shapes from step to step (Task.steady_shapes): the
     process keeps its peak heap, and blocks of ever-changing sizes fragment it without bound (the
     imdb BiLSTM's batches of varying review length grew it past 24 GB within two epochs). On
-    leaving, blocks over 32 MB get their own mmap again and the free heap goes back to the system.
+    leaving, blocks over 32 MB get their own mmap again (the mmap and trim thresholds stay pinned at
+    what glibc's dynamic default reaches with big tensors) and the free heap goes back to the system.
 
-    It covers the main thread's arena, where the training loop allocates (from another thread it
-    does nothing: that thread's arena would still mmap its big blocks). It does nothing off glibc,
-    under another malloc loaded with LD_PRELOAD, or when the user chose glibc's big-block behaviour
-    (MALLOC_MMAP_MAX_, MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_, or
+    The setting is process-wide, but it pays only in the main thread's arena, where the training
+    loop allocates (another thread's arena mmaps blocks over its 64 MB heaps regardless), so from
+    another thread it does nothing and yields False. It also does nothing off glibc, under another
+    malloc loaded with LD_PRELOAD, or when the user chose glibc's big-block behaviour
+    (MALLOC_MMAP_MAX_, MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_, or their
     glibc.malloc tunables in GLIBC_TUNABLES): `MALLOC_MMAP_MAX_=65536`, glibc's own default, keeps
     glibc's behaviour."""
     global _reusing_freed_memory
     import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield False
+        return
     libc = None
     if not (_reusing_freed_memory or any(k in os.environ for k in _USER_MALLOC_VARIABLES)
-            or "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", "")
-            or threading.current_thread() is not threading.main_thread()):
+            or any(t in os.environ.get("GLIBC_TUNABLES", "") for t in _USER_MALLOC_TUNABLES)):
         libc = glibc_malloc()
     if libc is None:  # not ours to set (or already set by an enclosing call)
         yield _reusing_freed_memory
         return
-    # big blocks from the heap, not mmap; trim the heap's free top only past 2 GB (the largest int)
-    _reusing_freed_memory = all(libc.mallopt(k, v) == 1 for k, v in ((_M_TRIM_THRESHOLD, 2**31 - 1), (_M_MMAP_MAX, 0)))
     try:
+        # big blocks from the heap, not mmap; trim the heap's free top only past 2 GB (the largest int)
+        _reusing_freed_memory = all(libc.mallopt(k, v) == 1
+                                    for k, v in ((_M_TRIM_THRESHOLD, 2**31 - 1), (_M_MMAP_MAX, 0)))
         yield _reusing_freed_memory
     finally:
         for k, v in _GLIBC_BIG_TENSORS:
