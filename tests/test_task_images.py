@@ -494,9 +494,10 @@ print(applied, inside, mmapped(), in_thread[0])
 
 def test_reuse_freed_memory_serves_big_blocks_from_the_heap():
     """Inside reuse_freed_memory (which `exoml run` applies to CPU runs of tasks with steady shapes), a
-    128 MB tensor comes from the heap, whose freed pages serve the next one; after it (also when the block raised), and under a user's own malloc setting, a big block
-    gets a fresh mmap of its own, as under glibc's default. Another thread gets no setting. The
-    allocator benchmark prints both rows."""
+    128 MB tensor comes from the heap, whose freed pages serve the next one; after it (also when the
+    block raised), and under a user's own malloc setting, a big block gets a fresh mmap of its own,
+    as under glibc's default. Another thread gets no setting. The allocator benchmark prints both
+    rows."""
     import ctypes
     import os
     import platform
