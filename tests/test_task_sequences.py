@@ -165,6 +165,29 @@ def test_masked_bidirectional_rnn_ignores_padding():
         assert torch.allclose(alone[0], together[0], atol=1e-6), (rnn, pooling)
 
 
+def test_imdb_batches_are_cut_to_a_few_steady_lengths():
+    """A batch is cut after its longest review rounded up to LENGTH_STEP tokens (never past the
+    padded width), so steps repeat a few tensor shapes (Task.steady_shapes); the logits are those of
+    the uncut batch."""
+    from exoml.tasks.text.imdb import LENGTH_STEP, SentimentRNN
+    torch.manual_seed(0)
+    model = SentimentRNN(50, 8, 6, layers=2, rnn="lstm", dropout=0.0).eval()
+    seen = []
+    model.embed.register_forward_hook(lambda module, args, out: seen.append(out.shape[1]))
+    width = 3 * LENGTH_STEP + 5
+    for longest in (1, LENGTH_STEP, LENGTH_STEP + 1, width - 2, width):
+        batch = torch.randint(2, 50, (3, width))
+        batch[:, longest:] = 0
+        batch[1:, 1:] = 0                                      # the others shorter
+        with torch.no_grad():
+            cut = model(batch)
+            model.trim = False
+            whole = model(batch)
+            model.trim = True
+        assert torch.allclose(cut, whole, atol=1e-6), longest
+    assert seen[::2] == [LENGTH_STEP, LENGTH_STEP, 2 * LENGTH_STEP, width, width]
+
+
 def test_mingru_scan_equals_the_step_by_step_recurrence():
     from exoml.tasks.text.mingru import LOG_A_MIN, MinGRU, linear_scan
     torch.manual_seed(0)

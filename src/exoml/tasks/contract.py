@@ -97,8 +97,8 @@ class Task:
     judged (headline, reference), its settings (config, profiles) and what it does (run, predict).
     Optional hooks: generate (new samples from a run), tuning (what `exoml tune` optimises; None:
     the task cannot be tuned, and `tune_note` says why), distributed (trains data-parallel under torchrun),
-    steady_shapes (its training steps allocate the same big tensors every step, so a CPU run keeps
-    glibc's freed memory for the next step: toolkit.train.reuse_freed_memory),
+    steady_shapes (its training steps allocate big tensors of a few shapes, repeated from step to
+    step, so a CPU run keeps glibc's freed memory for the next step: toolkit.train.reuse_freed_memory),
     export (`exoml export`: export(run_dir, info) -> Export for a run folder and its config.json).
 
     run(cfg, run) -> (metrics, report_md): data -> model -> train -> evaluate -> figures, in the
