@@ -30,6 +30,14 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _cpu_kernels() -> str:
+    """The vector instructions PyTorch's CPU kernels use here, and bf16 where the CPU has it: one model
+    name ("AMD EPYC") covers hosts whose training speed differs several-fold."""
+    import torch
+    from exoml.toolkit.train import cpu_has_bf16
+    return torch.backends.cpu.get_cpu_capability() + (", bf16" if cpu_has_bf16() else "")
+
+
 def environment() -> dict:
     """Where and with what this process measures: hardware, threads, library versions (those a run's
     config.json records), git commit (with -dirty for uncommitted tracked changes), date, and the
@@ -46,7 +54,7 @@ def environment() -> dict:
         dirty = False
     sha = (env.get("git_sha") or "")[:12]
     return {
-        "hardware": gpu or f"{_cpu_model()}, {os.cpu_count()} cores, no GPU",
+        "hardware": gpu or f"{_cpu_model()} ({_cpu_kernels()}), {os.cpu_count()} cores, no GPU",
         "threads": torch.get_num_threads(),
         "versions": {"python": env["python"], **env["versions"]},
         "git_sha": sha + ("-dirty" if sha and dirty else ""),

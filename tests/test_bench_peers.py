@@ -38,6 +38,9 @@ def test_smallest_iris_row(iris_record):
     assert record["status"] == "measured" and record["smallest"] and record["seed"] == 3 and record["threads"] == 1
     for key in ("hardware", "versions", "date", "command", "git_sha"):
         assert key in record, key
+    import torch
+    if not torch.cuda.is_available():  # the CPU's kernels name the host: one model name covers unlike CPUs
+        assert f"({torch.backends.cpu.get_cpu_capability()}" in record["hardware"], record["hardware"]
     assert "--rows iris --smallest" in record["command"]
     ref, ex = record["reference"], record["exoml"]
     assert 0.5 < ref["value"] < 0.9 and ref["seconds"] > 0 and "scikit-learn.org" in ref["source"]
