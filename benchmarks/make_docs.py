@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import sys
 from pathlib import Path
 
@@ -170,7 +171,35 @@ def task_table(task: str, recs: dict[str, dict]) -> str:
                      f"{r['date']}, {commit} | `{r['command']}` |")
     notes = [f"- {r['row']}: {r['note']}" + (f" ({r['provenance']})" if r.get("provenance") else "")
              for r in mine if r.get("note") or r.get("provenance")]
+    notes += pooled_notes(mine, columns)
     return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def pooled_notes(mine: list[dict], columns) -> list[str]:
+    """One note per recipe measured in several rows over different seeds (the same task, profile and
+    task flags, no seed twice): its figures over all those seeds together."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in mine:
+        if r.get("task_flags") is not None and r.get("seeds"):
+            groups.setdefault((r["task"], r["profile"], r["task_flags"]), []).append(r)
+    notes = []
+    for rows in groups.values():
+        seeds = [s for r in rows for s in r["seeds"]]
+        if len(rows) < 2 or len(set(seeds)) != len(seeds):
+            continue
+        rows = sorted(rows, key=lambda r: min(r["seeds"]))
+        pooled = {"metrics": {}}
+        for key, _, _ in columns:
+            values = [v for r in rows for v in (r["metrics"].get(key) or {}).get("values", [])]
+            if len(values) == len(seeds):
+                pooled["metrics"][key] = {"mean": statistics.fmean(values), "sd": statistics.stdev(values),
+                                          "values": values}
+        figures = "; ".join(f"{label} {result(pooled, key, kind)}" for key, label, kind in columns
+                            if key in pooled["metrics"])
+        if figures:
+            notes.append(f"- {' + '.join(r['row'] for r in rows)} (one recipe, seeds "
+                         f"{', '.join(map(str, sorted(seeds)))}): {figures}")
+    return notes
 
 
 def measured_times(recs: dict[str, dict]) -> str:
