@@ -364,6 +364,10 @@ def _cifar_bad_image(ctx):
     return ["data", "import", "cifar10", *map(str, paths), str(bad), "--subset"]
 
 
+def _nothing_ran(ctx):  # `exoml run all` refused its flags before the first task
+    return "a task ran before the flags were refused" if (ctx.tmp / "all").exists() else None
+
+
 def _no_buffer_repr(ctx, proc):
     return "the message shows an in-memory buffer" if "<_io." in proc.stdout + proc.stderr else None
 
@@ -419,6 +423,10 @@ CORPUS = [
     Case(7, "batch_size 64.7 in a config file", _config_file('{"batch_size": 64.7}', "run", "mnist", "--quick"), 2,
          "batch_size"),
     Case(7, "iris --device foo", _args("run", "iris", "--device", "foo"), 2, "'foo' is not one of"),
+    Case(7, "run all with a flag some tasks lack", _args("run", "all", "--quick", "--precision", "fp32", "--out", "all"),
+         2, "boston, imdb, iris, kddcup, electricity cannot take these flags", check=lambda ctx, proc: _nothing_ran(ctx)),
+    Case(7, "run all --resume", _args("run", "all", "--resume", "x", "--out", "all"), 2, "cannot resume",
+         check=lambda ctx, proc: _nothing_ran(ctx)),
     # 8. a judge of unknown quality
     Case(8, "gan judged by a weak mnist run", _weak_judge, 2, "below the judge's 97%"),
     # 9. settings out of range

@@ -20,7 +20,7 @@ TASKS = names()
 
 COMMANDS = [
     ["--help"], ["list"], ["data", "list"],
-    *[["run", task, "--help"] for task in TASKS],
+    *[["run", task, "--help"] for task in TASKS], ["run", "all", "--help"],
     ["predict", "--help"], ["tune", "--help"], ["report", "--help"], ["serve", "--help"],
 ]
 

@@ -173,6 +173,23 @@ def test_a_run_says_which_profile_it_took_why_and_its_measured_time(tmp_path, ca
     assert "profile quick (as asked; others: full, cpu): its time is not measured" in capsys.readouterr().out
 
 
+def test_run_all_help_shows_the_shared_flags_and_the_plan(capsys, monkeypatch):
+    """`exoml run all --help`: the flags every task takes, then one line per task with the profile
+    it would take and its measured time, and their sum; nothing runs."""
+    from exoml import runner
+    monkeypatch.setattr(runner, "has_cuda", lambda: False)
+    monkeypatch.setattr(runner, "measured_time", lambda task, profile: {
+        "time": "1 min", "seconds": 60.0, "hardware": "a 2-core CPU", "date": "2026-11-30", "row": f"{task}-{profile}"}
+        if task != "gan" else None)
+    assert main(["run", "all", "--quick", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "flags every task takes: --config --device --dry-run --out --profile --quick --seed" in out
+    plan = [line.split() for line in out.splitlines() if line.startswith("  ") and not line.startswith("  profiles")]
+    assert [row[:2] for row in plan] == [[name, "quick"] for name in tasks.names()]
+    assert " ".join(plan[0][2:]) == "took 1 min on a 2-core CPU (2026-11-30)"
+    assert "profiles: as asked; measured times add up to 9 min, plus gan (not measured)" in out
+
+
 def test_the_measured_times_ship_with_the_package():
     """`exoml run` reads them through importlib.resources: the installed package must hold them."""
     from exoml.runner import measured_time

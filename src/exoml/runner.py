@@ -138,7 +138,7 @@ def execute(task, cfg, out: str | Path | None = None, on_epoch=None) -> tuple[Pa
         trains = ", ".join(t.name for t in tasks.all_tasks() if t.distributed)
         raise ExomlError(f"{task.name} does not train data-parallel: run it without torchrun ({trains} do)")
     distributed.init(cfg.device)
-    # the big image nets' activations: no fresh page-faulted mmap per step
+    # tasks whose steps repeat a few big tensor shapes (the image nets, imdb): no fresh page-faulted mmap per step
     reuse = task.steady_shapes and pick_device(cfg.device).type == "cpu"
     resume = getattr(cfg, "resume", None)
     with reuse_freed_memory() if reuse else nullcontext(), \
@@ -179,22 +179,96 @@ def _profile_given(argv: list[str]) -> bool:
 
 def run_all(argv: list[str]) -> int:
     """`exoml run all ...`: every task in turn; one task's failure does not stop the others.
-    Returns the number of failed tasks."""
-    from .tasks import names
-    runnable = names()
+    The flags are checked against every task first, and the plan (each task's profile and its
+    measured time) is printed before the first run. Returns the number of failed tasks."""
+    if "-h" in argv or "--help" in argv:
+        print(all_help(argv))
+        return 0
+    plan = all_plan(argv)
+    print(plan_text(plan, argv), flush=True)
     failed, t0 = [], time.time()
-    for i, task in enumerate(runnable, 1):
-        print(f"\n=== [{i}/{len(runnable)}] {task} ({time.time() - t0:.0f}s elapsed) ===", flush=True)
+    for i, (task, _) in enumerate(plan, 1):
+        print(f"\n=== [{i}/{len(plan)}] {task.name} ({time.time() - t0:.0f}s elapsed) ===", flush=True)
         try:
-            run_task(task, argv)
+            run_task(task.name, argv)
         except KeyboardInterrupt:
             raise
-        except SystemExit as e:  # argparse rejected a flag for this task
-            failed.append((task, f"bad arguments (exit {e.code})"))
         except Exception as e:  # one task's failure must not stop the others
-            failed.append((task, f"{type(e).__name__}: {e}"))
-            print(f"[{task}] FAILED: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
-    print(f"\nran {len(runnable)} tasks in {time.time() - t0:.0f}s: {len(runnable) - len(failed)} ok, {len(failed)} failed")
+            failed.append((task.name, f"{type(e).__name__}: {e}"))
+            print(f"[{task.name}] FAILED: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+    print(f"\nran {len(plan)} tasks in {time.time() - t0:.0f}s: {len(plan) - len(failed)} ok, {len(failed)} failed")
     for task, err in failed:
         print(f"  {task}: {err}")
     return len(failed)
+
+
+def all_plan(argv: list[str]) -> list:
+    """[(task, resolved Config)] for `exoml run all ARGS`, every task parsed before any runs, so a
+    flag that some task does not take stops the command at once, not hours into it."""
+    import contextlib
+    import io
+    from .tasks import names
+    if any(a == "--resume" or a.startswith("--resume=") for a in argv):
+        raise ExomlError("exoml run all cannot resume: resume each stopped run with `exoml run TASK --resume RUN_DIR`")
+    plan, rejected = [], []
+    for name in names():
+        err = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(err):
+                plan.append(task_config(name, argv))
+        except SystemExit:  # argparse rejected a flag (its message is the last line it wrote)
+            lines = err.getvalue().strip().splitlines()
+            rejected.append((name, lines[-1].split("error: ", 1)[-1] if lines else "bad arguments"))
+    if rejected:
+        who = ", ".join(name for name, _ in rejected)
+        raise ExomlError(f"exoml run all: {who} cannot take these flags ({rejected[0][1]}); "
+                         f"give only flags every task takes (`exoml run all --help`), or run tasks one by one")
+    return plan
+
+
+def plan_text(plan: list, argv: list[str]) -> str:
+    """What `exoml run all` will do: one line per task (profile, why, measured time) and the sum of
+    the measured times."""
+    given = _profile_given(argv)
+    lines, total, unknown = [f"exoml run all: {len(plan)} tasks, one after the other"], 0.0, []
+    for task, cfg in plan:
+        m = measured_time(task.name, cfg.profile)
+        took = f"took {m['time']} on {m['hardware']} ({m['date']})" if m else "time not measured"
+        lines.append(f"  {task.name:<14} {cfg.profile:<6} {took}")
+        if m and m.get("seconds"):
+            total += m["seconds"]
+        else:
+            unknown.append(task.name)
+    why = "as asked" if given else ("each task's default with a CUDA GPU" if has_cuda()
+                                    else "each task's default without a CUDA GPU")
+    extra = " (other flags given: times may differ)" if any(
+        a.startswith("--") and a not in ("--quick", "--profile", "--seed", "--out", "--device")
+        and not a.startswith(("--profile=", "--seed=", "--out=", "--device=")) for a in argv) else ""
+    lines.append(f"  profiles: {why}; measured times add up to {_duration(total)}"
+                 + (f", plus {', '.join(unknown)} (not measured)" if unknown else "") + extra)
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else (f"{seconds / 60:.0f} min" if seconds < 5400
+                                                     else f"{seconds / 3600:.1f} h")
+
+
+def all_help(argv: list[str]) -> str:
+    """`exoml run all --help`: what it does, the flags every task takes, and the plan."""
+    from .tasks import all_tasks
+    shared = None
+    for task in all_tasks():
+        flags = {o for a in config_parser(task)._actions for o in a.option_strings if o.startswith("--")}
+        shared = flags if shared is None else shared & flags
+    shared = sorted(shared - {"--help"})
+    rest = [a for a in argv if a not in ("-h", "--help")]
+    try:
+        plan = plan_text(all_plan(rest), rest)
+    except ExomlError as e:
+        plan = str(e)
+    return ("usage: exoml run all [flags every task takes]\n\n"
+            "Every task in turn, each in its own run folder (runs/<task>/<timestamp>/); one task's failure does\n"
+            "not stop the others, and the exit status is the number of tasks that failed.\n\n"
+            f"flags every task takes: {' '.join(shared)}\n"
+            "(a task's own settings: `exoml run TASK --help`)\n\n" + plan)
