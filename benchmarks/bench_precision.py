@@ -12,7 +12,7 @@ native bf16 (oneDNN: AVX512-BF16 or AMX), fp32 elsewhere.
 
 `--allocators` times the precision `auto` picks, channels_last, under glibc's default malloc and
 then inside exoml's setting (toolkit.train.reuse_freed_memory, which `exoml run` applies to the
-CPU runs of tasks with steady shapes: cifar10, cifar100), in that order in one process: glibc
+CPU runs of tasks with steady shapes: cifar10, cifar100, imdb), in that order in one process: glibc
 gives each allocation over 32 MB a fresh mmap that the kernel page-faults in on first touch.
 
 `--ceiling` prints the arithmetic rate (TFLOP/s) of two big kernels in that precision, a 4096x4096

@@ -31,8 +31,9 @@ def _cpu_model() -> str:
 
 
 def _cpu_kernels() -> str:
-    """The vector instructions PyTorch's CPU kernels use here, and bf16 where the CPU has it: one model
-    name ("AMD EPYC") covers hosts whose training speed differs several-fold."""
+    """The vector instructions PyTorch's CPU kernels use here, and bf16 where the CPU multiplies it
+    natively (train.cpu_has_bf16): one model name ("AMD EPYC") covers hosts whose training speed
+    differs several-fold."""
     import torch
     from exoml.toolkit.train import cpu_has_bf16
     return torch.backends.cpu.get_cpu_capability() + (", bf16" if cpu_has_bf16() else "")

@@ -10,6 +10,7 @@ toolkit/loop.py, the learning-rate schedules toolkit/schedules.py.
 from __future__ import annotations
 
 import os
+import platform
 import random
 from contextlib import contextmanager, nullcontext
 from functools import cache
@@ -48,7 +49,6 @@ def pick_device(name: str = "auto") -> torch.device:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    import platform
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
@@ -81,7 +81,6 @@ def glibc_malloc():
     """glibc's libc (for mallopt and malloc_trim) when the process allocates with glibc's malloc;
     None off glibc or when another malloc (tcmalloc, jemalloc, ...) was loaded with LD_PRELOAD."""
     import ctypes
-    import platform
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
     try:
@@ -105,9 +104,10 @@ def reuse_freed_memory() -> Iterator[bool]:
     page faults, the kernel's share of the CPU time and the step time under both settings). Yields
     whether the setting is in force.
 
-    For training whose big tensors keep their shapes from step to step (Task.steady_shapes): the
-    process keeps its peak heap, and blocks of ever-changing sizes fragment it without bound (the
-    imdb BiLSTM's batches of varying review length grew it past 24 GB within two epochs). On
+    For training whose big tensors take a few shapes, repeated from step to step
+    (Task.steady_shapes): the process keeps its peak heap, and blocks of ever-changing sizes fragment
+    it without bound (imdb's BiLSTM, with batches cut at any of 800 lengths, grew it past 24 GB
+    within two epochs). On
     leaving, the free heap goes back to the system (malloc_trim) and a block over 32 MB that no freed
     chunk of the heap can hold gets its own mmap again (the mmap and trim thresholds stay pinned at
     what glibc's dynamic default reaches with big tensors).
@@ -146,9 +146,15 @@ def reuse_freed_memory() -> Iterator[bool]:
 @cache
 def cpu_has_bf16() -> bool:
     """Does this CPU multiply bf16 natively (AVX512-BF16 or AMX, through oneDNN)? There bf16 autocast
-    trains the image nets 1.6-2.7x faster (benchmarks/bench_precision.py); elsewhere it is slower."""
+    trains the image nets 1.6-2.7x faster (benchmarks/bench_precision.py); elsewhere it is slower.
+    oneDNN's own answer (mkldnn._is_mkldnn_bf16_supported) is yes on any AVX-512 CPU, where bf16 is
+    emulated, so on x86 the CPU's own flags decide; elsewhere (ARM) oneDNN's answer stands."""
     try:
-        return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+            return False
+        if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86"):
+            return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+        return True
     except (AttributeError, RuntimeError):
         return False
 

@@ -8,8 +8,9 @@ Model: embedding -> stacked bidirectional LSTM, GRU or minGRU over the real toke
 (right-padded batches with exact masking: the backward direction reads each review reversed
 within its own length, so padding never enters a state) -> max-pool over time (or max and mean)
 -> one logit. No pretrained embeddings or language models. Training batches hold reviews of
-similar length, cut after the longest rounded up to LENGTH_STEP tokens, so little of a batch is
-padding and the steps repeat a few tensor shapes (a CPU run keeps freed memory: Task.steady_shapes).
+similar length, cut after the longest (on the CPU rounded up to LENGTH_STEP tokens, so the steps
+repeat a few tensor shapes and the run keeps freed memory: Task.steady_shapes): little of a batch
+is padding.
 
 Recipes: `full` (a GPU's default) is a 2x256 BiLSTM over 800 tokens; `cpu` (the default without
 a GPU) is a 2x128 bidirectional minGRU (mingru.py), whose recurrence is linear in the state and so
@@ -95,9 +96,10 @@ PROFILES = {
 
 # ------------------------------------------------------------------ model ---------
 
-# A batch is cut after its longest review, rounded up to a multiple of this many tokens: up to 25
-# lengths over 800 tokens instead of 800, so the big tensors of one step have the shapes of an earlier
-# step and a CPU run can keep freed memory for reuse (Task.steady_shapes) without its heap growing.
+# On the CPU a batch is cut after its longest review rounded up to a multiple of this many tokens:
+# at most 25 lengths over 800 tokens instead of 800, so the big tensors of one step have the shapes of
+# an earlier step and the run can keep freed memory for reuse (Task.steady_shapes) without its heap
+# fragmenting. A GPU's caching allocator needs no such help: there the cut is at the longest review.
 LENGTH_STEP = 32
 
 class LockedDropout(nn.Module):
@@ -135,8 +137,9 @@ class SentimentRNN(nn.Module):
 
     def forward(self, x):                                   # x: (B, T) ids, right-padded with PAD
         lens = (x != text.PAD).sum(1).clamp(min=1)
-        if self.trim:  # drop the all-padding tail of the batch, keeping a multiple of LENGTH_STEP tokens
-            x = x[:, :min(x.shape[1], -(-int(lens.max()) // LENGTH_STEP) * LENGTH_STEP)]
+        if self.trim:  # drop the all-padding tail of the batch (on the CPU: to a multiple of LENGTH_STEP tokens)
+            step = LENGTH_STEP if x.device.type == "cpu" else 1
+            x = x[:, :min(x.shape[1], -(-int(lens.max()) // step) * step)]
         elif self.rnn == "mingru" and self.max_len:
             # the chunked scan's loop count comes from the length: a trace (export) sees max_len always
             x = nn.functional.pad(x, (0, self.max_len - x.shape[1]), value=text.PAD)

@@ -27,9 +27,10 @@ def export_run(task: str, build_model, dataset: str, run_dir: Path, info: dict, 
     model = build_model(c, c["vocab_size"])
     load_state(model, run_dir / "model.safetensors", task=task)
     model = model.float().eval()
-    # Cutting each batch to its longest review is a Python int taken from the data: a traced graph
-    # would keep the example's length. The exported graph reads the whole (padded) width instead;
-    # the result is the same (padding never enters a state: SentimentRNN.forward).
+    # Cutting each batch after its longest review (rounded up to LENGTH_STEP) is a Python int taken
+    # from the data: a traced graph would keep the example's length. The exported graph reads the
+    # whole (padded) width instead; the result is the same (padding never enters a state:
+    # SentimentRNN.forward).
     model.trim = False
 
     ds = data.load(dataset)
