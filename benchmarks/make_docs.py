@@ -93,6 +93,15 @@ def result(record: dict, key: str, kind: str) -> str:
     return f"**{fmt(m['mean'], kind)}** (1 seed)"
 
 
+def seconds(record: dict) -> float:
+    """The record's time in seconds: its whole run where timed, else its first time metric."""
+    for key in ("wall_s",) + tuple(k for k, _ in TIME_KEYS):
+        m = record["metrics"].get(key)
+        if m and m.get("values"):
+            return m["mean"]
+    return 0.0
+
+
 def time_text(record: dict) -> str:
     if record.get("time_text"):
         return record["time_text"]
@@ -175,13 +184,19 @@ def task_table(task: str, recs: dict[str, dict]) -> str:
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
+def recipe_flags(record: dict) -> str:
+    """The record's task flags without the ones that only name its profile (--profile P, --quick)."""
+    return record.get("task_flags", "").replace("--quick", "").replace(f"--profile {record['profile']}", "").strip()
+
+
 def pooled_notes(mine: list[dict], columns) -> list[str]:
     """One note per recipe measured in several rows over different seeds (the same task, profile and
-    task flags, no seed twice): its figures over all those seeds together."""
+    task flags): its figures over all those seeds together, with the hosts and commits they came
+    from. Rows that repeat a seed are not pooled (the group gets no note)."""
     groups: dict[tuple, list[dict]] = {}
     for r in mine:
         if r.get("task_flags") is not None and r.get("seeds"):
-            groups.setdefault((r["task"], r["profile"], r["task_flags"]), []).append(r)
+            groups.setdefault((r["task"], r["profile"], recipe_flags(r)), []).append(r)
     notes = []
     for rows in groups.values():
         seeds = [s for r in rows for s in r["seeds"]]
@@ -196,9 +211,11 @@ def pooled_notes(mine: list[dict], columns) -> list[str]:
                                           "values": values}
         figures = "; ".join(f"{label} {result(pooled, key, kind)}" for key, label, kind in columns
                             if key in pooled["metrics"])
+        where = "; ".join(f"seeds {', '.join(map(str, r['seeds']))}: {hardware(r)}, {r['date']}, "
+                          f"{r.get('git_sha') or 'commit not recorded'}" for r in rows)
         if figures:
             notes.append(f"- {' + '.join(r['row'] for r in rows)} (one recipe, seeds "
-                         f"{', '.join(map(str, sorted(seeds)))}): {figures}")
+                         f"{', '.join(map(str, sorted(seeds)))}): {figures} ({where})")
     return notes
 
 
@@ -208,8 +225,7 @@ def measured_times(recs: dict[str, dict]) -> str:
     from exoml.tasks import get
     out: dict[str, dict] = {}
     for r in sorted(recs.values(), key=lambda r: (r["date"], r["row"])):  # the newest record of a profile wins
-        extra = r.get("task_flags", "").replace("--quick", "").replace(f"--profile {r['profile']}", "").strip()
-        if r.get("kind") or extra or r["profile"] not in get(r["task"]).profiles:
+        if r.get("kind") or recipe_flags(r) or r["profile"] not in get(r["task"]).profiles:
             continue
         wall = r["metrics"].get("wall_s", {}).get("values")
         took = (f"{r['metrics']['wall_s']['mean']:.0f} s" if r['metrics']['wall_s']['mean'] < 120 else
@@ -217,7 +233,8 @@ def measured_times(recs: dict[str, dict]) -> str:
         profiles = get(r["task"]).profiles
         same = [p for p in profiles if dict(profiles[p].settings) == dict(profiles[r["profile"]].settings)]
         for p in same:  # e.g. a task whose cpu profile is its full recipe: one measurement times both
-            out.setdefault(r["task"], {})[p] = {"time": took, "hardware": hardware(r), "date": r["date"], "row": r["row"]}
+            out.setdefault(r["task"], {})[p] = {"time": took, "seconds": round(seconds(r), 1), "hardware": hardware(r),
+                                                "date": r["date"], "row": r["row"]}
     return json.dumps(dict(sorted(out.items())), indent=1, ensure_ascii=False) + "\n"
 
 

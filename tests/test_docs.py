@@ -62,7 +62,8 @@ def test_measure_writes_a_record(tmp_path):
 
 def test_one_recipe_over_two_rows_is_pooled(tmp_path):
     """Seeds of one recipe measured in two rows (same task, profile and task flags, no seed twice)
-    get a note with the figures over all the seeds; a row of other flags or repeated seeds does not."""
+    get a note with the figures over all the seeds and where each came from; a row of other flags is
+    not pooled, and a group that repeats a seed gets no note."""
     make_docs = _script("make_docs")
     for name in ("README.md", "BENCHMARKS.md", "src/exoml/measured.json"):
         shutil.copy(ROOT / name, tmp_path / Path(name).name)
@@ -71,7 +72,8 @@ def test_one_recipe_over_two_rows_is_pooled(tmp_path):
     base = json.loads((results / "mnist-full.json").read_text())
     acc = lambda *v: {"accuracy": {"mean": sum(v) / len(v), "sd": 0.0, "values": list(v)}}  # noqa: E731
     rows = {"mnist-full": (base | {"seeds": [0, 1], "metrics": acc(0.99, 0.98)}),
-            "mnist-full-more": (base | {"row": "mnist-full-more", "seeds": [2, 3, 4], "metrics": acc(0.97, 0.96, 0.95)}),
+            "mnist-full-more": (base | {"row": "mnist-full-more", "seeds": [2, 3, 4], "metrics": acc(0.97, 0.96, 0.95),
+                                        "task_flags": "", "hardware": "Another CPU"}),  # the same recipe
             "mnist-full-again": (base | {"row": "mnist-full-again", "seeds": [0], "task_flags": "--profile full --x 1",
                                          "metrics": acc(0.5)})}
     for row, record in rows.items():
@@ -79,6 +81,13 @@ def test_one_recipe_over_two_rows_is_pooled(tmp_path):
     args = ["--results", str(results), "--root", str(tmp_path), "--package", str(tmp_path)]
     assert make_docs.main(args) == 0
     bench = (tmp_path / "BENCHMARKS.md").read_text()
-    assert "- mnist-full + mnist-full-more (one recipe, seeds 0, 1, 2, 3, 4): test accuracy **97.00%** ± 1.58 pts (5 seeds)" \
-        in bench
+    note = next(line for line in bench.splitlines() if line.startswith("- mnist-full + mnist-full-more (one recipe"))
+    assert note.startswith("- mnist-full + mnist-full-more (one recipe, seeds 0, 1, 2, 3, 4): test accuracy "
+                           "**97.00%** ± 1.58 pts (5 seeds) (seeds 0, 1: ")
+    assert "seeds 2, 3, 4: Another CPU, " in note
     assert "mnist-full-again (one recipe" not in bench and "+ mnist-full-again" not in bench
+    # a third row of the same recipe that repeats seed 1: no pooled figure for the group
+    (results / "mnist-full-repeat.json").write_text(json.dumps(base | {"row": "mnist-full-repeat", "seeds": [1],
+                                                                         "metrics": acc(0.9)}))
+    assert make_docs.main(args) == 0
+    assert "(one recipe" not in (tmp_path / "BENCHMARKS.md").read_text()
