@@ -93,24 +93,29 @@ def result(record: dict, key: str, kind: str) -> str:
     return f"**{fmt(m['mean'], kind)}** (1 seed)"
 
 
-def seconds(record: dict) -> float:
-    """The record's time in seconds: its whole run where timed, else its first time metric."""
-    for key in ("wall_s",) + tuple(k for k, _ in TIME_KEYS):
+def timed(record: dict, keys=TIME_KEYS) -> tuple[float, str] | None:
+    """(mean seconds, what was timed) of the record's first time metric among `keys`."""
+    for key, what in keys:
         m = record["metrics"].get(key)
         if m and m.get("values"):
-            return m["mean"]
-    return 0.0
+            return m["mean"], what
+    return None
+
+
+def seconds(record: dict) -> float:
+    """The record's time in seconds: its whole run where timed, else its first time metric."""
+    found = timed(record, (("wall_s", "whole run"),)) or timed(record)
+    return found[0] if found else 0.0
 
 
 def time_text(record: dict) -> str:
     if record.get("time_text"):
         return record["time_text"]
-    for key, what in TIME_KEYS:
-        m = record["metrics"].get(key)
-        if m and m.get("values"):
-            s = m["mean"]
-            return (f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min") + f" ({what}, mean)"
-    return "—"
+    found = timed(record)
+    if found is None:
+        return "—"
+    s, what = found
+    return (f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min") + f" ({what}, mean)"
 
 
 def hardware(record: dict) -> str:
@@ -227,9 +232,8 @@ def measured_times(recs: dict[str, dict]) -> str:
     for r in sorted(recs.values(), key=lambda r: (r["date"], r["row"])):  # the newest record of a profile wins
         if r.get("kind") or recipe_flags(r) or r["profile"] not in get(r["task"]).profiles:
             continue
-        wall = r["metrics"].get("wall_s", {}).get("values")
-        took = (f"{r['metrics']['wall_s']['mean']:.0f} s" if r['metrics']['wall_s']['mean'] < 120 else
-                f"{r['metrics']['wall_s']['mean'] / 60:.0f} min") if wall else time_text(r)
+        wall = timed(r, (("wall_s", "whole run"),))
+        took = (f"{wall[0]:.0f} s" if wall[0] < 120 else f"{wall[0] / 60:.0f} min") if wall else time_text(r)
         profiles = get(r["task"]).profiles
         same = [p for p in profiles if dict(profiles[p].settings) == dict(profiles[r["profile"]].settings)]
         for p in same:  # e.g. a task whose cpu profile is its full recipe: one measurement times both

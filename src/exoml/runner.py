@@ -160,8 +160,15 @@ def execute(task, cfg, out: str | Path | None = None, on_epoch=None) -> tuple[Pa
 def run_task(task: str, argv: list[str]) -> Path:
     """`exoml run TASK ...`: parse, run, print the headline numbers; returns the run folder."""
     spec, cfg = task_config(task, argv)
+    return run_configured(spec, cfg, given=_profile_given(argv))
+
+
+def run_configured(spec, cfg, given: bool) -> Path:
+    """Announce (profile, why, measured time), run and report one task's resolved settings;
+    `given`: the profile was asked for."""
+    task = spec.name
     if getattr(cfg, "resume", None) is None:
-        print(announce(spec, cfg, given=_profile_given(argv)), flush=True)
+        print(announce(spec, cfg, given=given), flush=True)
     path, metrics = execute(spec, cfg)
     if not metrics:  # a torchrun rank other than 0: rank 0 reports
         return path
@@ -187,10 +194,10 @@ def run_all(argv: list[str]) -> int:
     plan = all_plan(argv)
     print(plan_text(plan, argv), flush=True)
     failed, t0 = [], time.time()
-    for i, (task, _) in enumerate(plan, 1):
+    for i, (task, cfg) in enumerate(plan, 1):
         print(f"\n=== [{i}/{len(plan)}] {task.name} ({time.time() - t0:.0f}s elapsed) ===", flush=True)
         try:
-            run_task(task.name, argv)
+            run_configured(task, cfg, given=_profile_given(argv))  # the settings the plan printed
         except KeyboardInterrupt:
             raise
         except Exception as e:  # one task's failure must not stop the others

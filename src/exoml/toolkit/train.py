@@ -107,10 +107,9 @@ def reuse_freed_memory() -> Iterator[bool]:
     For training whose big tensors take a few shapes, repeated from step to step
     (Task.steady_shapes): the process keeps its peak heap, and blocks of ever-changing sizes fragment
     it without bound (imdb's BiLSTM, with batches cut at any of 800 lengths, grew it past 24 GB
-    within two epochs). On
-    leaving, the free heap goes back to the system (malloc_trim) and a block over 32 MB that no freed
-    chunk of the heap can hold gets its own mmap again (the mmap and trim thresholds stay pinned at
-    what glibc's dynamic default reaches with big tensors).
+    within two epochs). On leaving, the free heap goes back to the system (malloc_trim) and a block
+    over 32 MB that no freed chunk of the heap can hold gets its own mmap again (the mmap and trim
+    thresholds stay pinned at what glibc's dynamic default reaches with big tensors).
 
     The setting is process-wide, but it pays only in the main thread's arena, where the training
     loop allocates (another thread's arena mmaps blocks over its 64 MB heaps regardless), so from
