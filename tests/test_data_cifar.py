@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import shutil
 import tarfile
 import time
@@ -72,6 +73,67 @@ def test_worker_pool_path(tmp_path, monkeypatch):
     bad = write_tar(tmp_path / "bad.tar.gz", {"cifar10/test/cat/zz.webp": b"garbage"})
     with pytest.raises(DataError, match=r"bad\.tar\.gz:cifar10/test/cat/zz\.webp: not a readable image"):
         data.import_("cifar10", [*paths, bad], subset=True)
+
+
+def _webp_blobs(n: int) -> list[bytes]:
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(n):
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buf, "WEBP", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
+def test_the_pool_gets_one_chunk_per_worker_at_a_time(monkeypatch):
+    """A chunk goes to the pool only when a worker is free for it: chunks read ahead of the
+    decoding never queue up (in memory, or in the pipe where Pool.terminate can hang on them)."""
+    from exoml.data import cifar
+    monkeypatch.setattr(cifar, "POOL_MIN", 1)
+    monkeypatch.setattr(cifar, "CHUNK", 100)
+    blobs = _webp_blobs(100)
+    d = cifar._Decoder()
+    try:
+        most = 0
+        for i in range(1500):  # 15 chunks, each ~100 decodes: far slower than adding them
+            d.add(f"img{i}", blobs[i % 100])
+            most = max(most, sum(1 for p in d.parts if hasattr(p, "ready") and not p.ready()))
+        assert d.pool is not None and 1 <= most <= d.workers
+        assert d.result().shape == (1500, 32, 32, 3)
+    finally:
+        d.close()
+
+
+def test_closing_a_pool_whose_terminate_hangs_ends_its_workers(monkeypatch):
+    """Pool.terminate can wait forever on its task thread (a CPython race): close gives it
+    TERMINATE_WAIT seconds, then kills the workers itself and returns. The race is simulated by a
+    terminate that drains the pipe as CPython's does and then waits until the test lets it go."""
+    import multiprocessing
+    import multiprocessing.pool
+    import threading
+    from exoml.data import cifar
+    monkeypatch.setattr(cifar, "POOL_MIN", 1)
+    monkeypatch.setattr(cifar, "CHUNK", 2)
+    monkeypatch.setattr(cifar, "TERMINATE_WAIT", 0.5)
+    d = cifar._Decoder()
+    for i, blob in enumerate(_webp_blobs(4)):
+        d.add(f"img{i}", blob)
+    assert d.pool is not None and multiprocessing.active_children()
+    stuck, real_help = threading.Event(), multiprocessing.pool.Pool._help_stuff_finish
+
+    def help_then_hang(inqueue, task_handler, size):
+        real_help(inqueue, task_handler, size)
+        stuck.wait()
+    monkeypatch.setattr(multiprocessing.pool.Pool, "_help_stuff_finish", staticmethod(help_then_hang))
+    t0 = time.monotonic()
+    d.close()
+    assert time.monotonic() - t0 < 5 and d.pool is None
+    assert not multiprocessing.active_children()
+    stuck.set()  # the rest of terminate now ends the pool's threads (its workers are gone)
+    for t in threading.enumerate():
+        if t.name == cifar.POOL_CLOSER:
+            t.join(10)
+            assert not t.is_alive()
 
 
 def test_grey_and_rgba_images_become_rgb(tmp_path):

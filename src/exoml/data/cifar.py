@@ -38,6 +38,8 @@ TAR_NAME = re.compile(r".*\.(tar|tgz|tar\.gz|tar\.xz|tar\.bz2)")
 PICKLED = re.compile(r"cifar-10(0-python|-python|-batches-py)(\.tar\.gz)?|data_batch_\d|test_batch|batches\.meta")
 POOL_MIN = 4000   # below this many images, starting worker processes costs more than it saves
 CHUNK = 1000
+POOL_CLOSER = "exoml-cifar-pool-close"  # the thread that ends the pool (named for tests)
+TERMINATE_WAIT = 5.0  # s: how long closing the decoding pool may take before its workers are killed
 OFFICIAL = {"train": 50000, "test": 10000}  # rows per split, in both datasets; classes are balanced
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
@@ -113,7 +115,7 @@ class _Decoder:
     WebP (~10 s for all of CIFAR on one core), so large imports use a pool of worker processes."""
 
     def __init__(self, stop_asked=lambda: False):
-        self.pending, self.parts, self.pool, self.n = [], [], None, 0
+        self.pending, self.parts, self.pool, self.n, self.workers = [], [], None, 0, 0
         self.stop_asked = stop_asked  # Ctrl-C / SIGTERM: checked between chunks, never inside the pool's locks
 
     def add(self, name: str, blob: bytes) -> int:
@@ -122,14 +124,26 @@ class _Decoder:
         if len(self.pending) >= CHUNK:
             if self.pool is None and self.n >= POOL_MIN and (os.cpu_count() or 1) > 1:
                 import multiprocessing
-                self.pool = multiprocessing.Pool(min(8, os.cpu_count() or 1), initializer=_quiet_worker)
+                self.workers = min(8, os.cpu_count() or 1)
+                self.pool = multiprocessing.Pool(self.workers, initializer=_quiet_worker)
             self._flush()
         return self.n - 1
 
     def _flush(self):
         if self.pending:
             chunk, self.pending = self.pending, []
-            self.parts.append(self.pool.apply_async(_decode_chunk, (chunk,)) if self.pool else _decode_chunk(chunk))
+            if self.pool:
+                # At most one chunk per worker in flight: a new chunk goes out only when a worker is
+                # free to read it, so the pool's task thread is never left blocked writing a chunk
+                # into a full pipe (where Pool.terminate can wait for it forever), and the chunks
+                # read ahead of the decoding do not pile up in memory.
+                while (busy := [p for p in self.parts if hasattr(p, "ready") and not p.ready()]) \
+                        and len(busy) >= self.workers:
+                    self.check()
+                    busy[0].wait(0.05)
+                self.parts.append(self.pool.apply_async(_decode_chunk, (chunk,)))
+            else:
+                self.parts.append(_decode_chunk(chunk))
 
     def result(self) -> np.ndarray:
         self._flush()
@@ -153,9 +167,22 @@ class _Decoder:
         """Called inside the deferred-interrupt block: the pool is ended and dropped there, so that its
         __del__ never runs where a signal handler may raise (it would print 'Exception ignored')."""
         if self.pool:
-            self.pool.terminate()
-            self.pool.join()
-            self.pool, self.parts = None, []  # (each pending result holds the pool too)
+            import multiprocessing
+            import threading
+            pool, self.pool, self.parts = self.pool, None, []  # (each pending result holds the pool too)
+            # Pool.terminate joins the pool's task thread, which a signal can catch in the middle
+            # of writing a chunk nobody will read (a CPython race, rare but seen): give it a few
+            # seconds, then end the workers here; the stuck thread is a daemon and dies with us.
+            stopper = threading.Thread(target=pool.terminate, name=POOL_CLOSER, daemon=True)
+            stopper.start()
+            stopper.join(TERMINATE_WAIT)
+            if stopper.is_alive():
+                for worker in multiprocessing.active_children():
+                    worker.kill()
+                    worker.join()
+            else:
+                pool.join()
+            del pool
             import gc
             gc.collect()  # results still in the pool's cache form a cycle with it: finalise it here
 
