@@ -88,7 +88,7 @@ def hourly_report(run, tag, rows, per_step, mse, out, base, best_base, index, o_
 
 
 def protocol_d(cfg, run, device, model_cls, days, day_imputed, val_start, test_start, scaler, sections) -> dict:
-    """14 days of daily inputs -> the next week, walk-forward over the test weeks; an ensemble of
+    """cfg.window_d days of daily inputs -> the next week, walk-forward over the test weeks; an ensemble of
     model_cls (the task's Forecaster) with different seeds, scored against the naive forecasts."""
     # inputs: daily means of the 7 columns, the share of imputed hours, calendar; target: the daily total
     x_all = np.concatenate([days[ds_cols(days)].to_numpy(), (day_imputed.to_numpy() / 24)[:, None],
@@ -106,7 +106,7 @@ def protocol_d(cfg, run, device, model_cls, days, day_imputed, val_start, test_s
     split = split_origins(days.index, cfg.window_d, HORIZON_D, val_start, test_start, cfg.train_start or None)
     first = int(np.searchsorted(days.index, test_start))
     n_weeks = (len(days) - first) // 7
-    split["test"] = first + 7 * np.arange(n_weeks)           # each test Sunday; inputs: the actual 14 days before
+    split["test"] = first + 7 * np.arange(n_weeks)           # each test Sunday; inputs: the actual days before
     if n_weeks == 0 or len(split["train"]) == 0 or len(split["val"]) == 0:
         raise ExomlError("protocol D needs training, validation and at least one whole test week of daily data")
     def pairs(o):  # (origins, their scaled target weeks)
@@ -161,7 +161,7 @@ def protocol_d(cfg, run, device, model_cls, days, day_imputed, val_start, test_s
     table = [{"forecast": k, "RMSE (kW)": rmse[k], **{d: float(v) for d, v in zip(names, rmse_day[k])}}
              for k in rmse]
     sections.append(("Protocol D: next week of daily totals, walk-forward", (
-        f"{n_weeks} test weeks from {days.index[o[0]]:%Y-%m-%d}; daily total = sum of the day's minute readings "
+        f"{n_weeks} test weeks from {days.index[o[0]]:%Y-%m-%d}, each forecast from the {cfg.window_d} days before it; daily total = sum of the day's minute readings "
         f"of Global_active_power (kW, as published; /60 = kWh). Average of {members} LSTM(s), each trained on the "
         f"days before {val_start:%Y-%m-%d} and early-stopped on the {cfg.val_weeks} weeks up to the test"
         + (f"; then, for the number of epochs early stopping picked ({np.mean(refit_epochs):.0f} on average), "
