@@ -6,7 +6,8 @@
 Only the parts between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->` are written; the
 prose around them is edited by hand. Every figure in those parts comes from a record in
 benchmarks/results/ (written by benchmarks/measure.py; the side-by-side comparison's in
-benchmarks/results/peers/, written by benchmarks/bench_peers.py), so a figure cannot drift from its record.
+benchmarks/results/peers/, written by benchmarks/bench_peers.py; `exoml run all`'s in
+benchmarks/results/all/, written by benchmarks/measure_all.py), so a figure cannot drift from its record.
 """
 from __future__ import annotations
 
@@ -224,21 +225,33 @@ def pooled_notes(mine: list[dict], columns) -> list[str]:
     return notes
 
 
-def measured_times(recs: dict[str, dict]) -> str:
+def measured_times(recs: dict[str, dict], run_all: list[dict] = ()) -> str:
     """exoml/measured.json: {task: {profile: {time, hardware, date, row}}}, what `exoml run` prints
-    at its start ("it took about ..."). Only records of a profile as it stands (no extra flags)."""
+    at its start ("it took about ..."). Only records of a profile as it stands (no extra flags), and
+    the tasks that `exoml run all` ran with no flags (`run_all`: measure_all.py's records)."""
     from exoml.tasks import get
-    out: dict[str, dict] = {}
-    for r in sorted(recs.values(), key=lambda r: (r["date"], r["row"])):  # the newest record of a profile wins
+    timed_runs = []  # (date, row, task, profile, whole-run seconds or None, time text, hardware)
+    for r in recs.values():
         if r.get("kind") or recipe_flags(r) or r["profile"] not in get(r["task"]).profiles:
             continue
         wall = timed(r, (("wall_s", "whole run"),))
-        took = (f"{wall[0]:.0f} s" if wall[0] < 120 else f"{wall[0] / 60:.0f} min") if wall else time_text(r)
-        profiles = get(r["task"]).profiles
-        same = [p for p in profiles if dict(profiles[p].settings) == dict(profiles[r["profile"]].settings)]
+        timed_runs.append((r["date"], r["row"], r["task"], r["profile"], wall[0] if wall else None, time_text(r),
+                           hardware(r), seconds(r)))
+    for r in run_all:
+        if r["command"] != "exoml run all":  # flags given: not the defaults as they stand
+            continue
+        for t in r["tasks"]:
+            if t["status"] == "complete" and t.get("seconds") and t["profile"] in get(t["task"]).profiles:
+                timed_runs.append((r["date"], r["row"], t["task"], t["profile"], t["seconds"], "", hardware(r),
+                                   t["seconds"]))
+    out: dict[str, dict] = {}
+    for date, row, task, profile, wall, text, where, secs in sorted(timed_runs, key=lambda x: x[:2]):  # newest wins
+        took = (f"{wall:.0f} s" if wall < 120 else f"{wall / 60:.0f} min") if wall else text
+        profiles = get(task).profiles
+        same = [p for p in profiles if dict(profiles[p].settings) == dict(profiles[profile].settings)]
         for p in same:  # e.g. a task whose cpu profile is its full recipe: one measurement times both
-            out.setdefault(r["task"], {})[p] = {"time": took, "seconds": round(seconds(r), 1), "hardware": hardware(r),
-                                                "date": r["date"], "row": r["row"]}
+            out.setdefault(task, {})[p] = {"time": took, "seconds": round(secs, 1), "hardware": where,
+                                           "date": date, "row": row}
     return json.dumps(dict(sorted(out.items())), indent=1, ensure_ascii=False) + "\n"
 
 
@@ -249,11 +262,22 @@ def peers_blocks(folder: Path) -> tuple[str, str]:
     return bench_peers.headline(recs), bench_peers.table(recs) if recs else "Not measured yet."
 
 
-def blocks(recs: dict[str, dict], peers: Path | None = None) -> dict[str, dict[str, str]]:
-    """{file: {generated block name: its content}}; `peers`: the folder of the side-by-side records."""
+def run_all_blocks(folder: Path) -> tuple[str, str]:
+    """(README.md's line, BENCHMARKS.md's table) of the `exoml run all` records (measure_all.py) in `folder`."""
+    import measure_all
+    recs = measure_all.load(folder)
+    return measure_all.headline(recs), measure_all.table(recs)
+
+
+def blocks(recs: dict[str, dict], peers: Path | None = None, run_all: Path | None = None) -> dict[str, dict[str, str]]:
+    """{file: {generated block name: its content}}; `peers`: the folder of the side-by-side records;
+    `run_all`: the folder of the `exoml run all` records."""
     peers_headline, peers_table = peers_blocks(peers if peers is not None else records.RESULTS / "peers")
-    return {"README.md": {"results": readme_table(recs), "quick": quick_table(recs), "peers": peers_headline},
-            "BENCHMARKS.md": {f"results:{task}": task_table(task, recs) for task in shown()} | {"peers": peers_table}}
+    all_line, all_table = run_all_blocks(run_all if run_all is not None else records.RESULTS / "all")
+    return {"README.md": {"results": readme_table(recs), "run-all": all_line, "quick": quick_table(recs),
+                          "peers": peers_headline},
+            "BENCHMARKS.md": {"run-all": all_table}
+            | {f"results:{task}": task_table(task, recs) for task in shown()} | {"peers": peers_table}}
 
 
 def render(text: str, parts: dict[str, str], name: str) -> str:
@@ -274,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     recs = records.load_all(args.results)
     stale = []
-    for name, parts in blocks(recs, args.results / "peers").items():
+    for name, parts in blocks(recs, args.results / "peers", args.results / "all").items():
         path = args.root / name
         old = path.read_text()
         new = render(old, parts, name)
@@ -282,11 +306,13 @@ def main(argv: list[str] | None = None) -> int:
             stale.append(name)
             if not args.check:
                 path.write_text(new)
+    import measure_all
+    times = measured_times(recs, measure_all.load(args.results / "all"))
     table = args.package / "measured.json"
-    if not table.exists() or table.read_text() != measured_times(recs):
+    if not table.exists() or table.read_text() != times:
         stale.append(str(table.relative_to(ROOT)) if table.is_relative_to(ROOT) else str(table))
         if not args.check:
-            table.write_text(measured_times(recs))
+            table.write_text(times)
     if args.check and stale:
         print(f"out of date: {', '.join(stale)} (run: python benchmarks/make_docs.py)")
         return 1
