@@ -21,6 +21,18 @@ def _script(name: str):
     return module
 
 
+def docs_copy(tmp_path: Path, emptied: str) -> tuple[Path, list[str]]:
+    """README.md, BENCHMARKS.md and the records copied into tmp_path, with the records folder
+    `emptied` (e.g. "peers") empty: (the copied results folder, make_docs arguments that use them)."""
+    for name in ("README.md", "BENCHMARKS.md"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    results = tmp_path / "results"
+    shutil.copytree(ROOT / "benchmarks" / "results", results, ignore=shutil.ignore_patterns(emptied))
+    (results / emptied).mkdir()
+    shutil.copy(ROOT / "src" / "exoml" / "measured.json", tmp_path / "measured.json")
+    return results, ["--results", str(results), "--root", str(tmp_path), "--package", str(tmp_path)]
+
+
 @pytest.fixture(scope="module")
 def iris_record(tmp_path_factory):
     """The real script's smallest setting for the iris row (scikit-learn's KMeans against `exoml run
@@ -59,12 +71,7 @@ def test_records_reach_the_docs(iris_record, tmp_path):
     """A (non-smallest) peers record appears in BENCHMARKS.md's and README.md's generated blocks;
     without records both say it is not measured; smallest records are never shown."""
     make_docs = _script("make_docs")
-    for name in ("README.md", "BENCHMARKS.md"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    results = tmp_path / "results"
-    shutil.copytree(ROOT / "benchmarks" / "results", results, ignore=shutil.ignore_patterns("peers"))
-    (results / "peers").mkdir()
-    args = ["--results", str(results), "--root", str(tmp_path)]
+    results, args = docs_copy(tmp_path, "peers")
     assert make_docs.main(args) == 0
     for name in ("README.md", "BENCHMARKS.md"):
         block = (tmp_path / name).read_text().split("<!-- generated:peers -->")[1].split("<!-- /generated:peers -->")[0]

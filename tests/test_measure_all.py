@@ -3,14 +3,13 @@ CPU target, and its records reach the docs."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from test_bench_peers import ROOT, _script
+from test_bench_peers import ROOT, _script, docs_copy
 
 
 def _fake_run(runs: Path, task: str, started: str, ended: str, status: str, metrics: dict) -> None:
@@ -83,13 +82,7 @@ def test_targets_and_totals_from_run_folders(tmp_path):
 
 def test_run_all_records_reach_the_docs(quick_record, tmp_path):
     make_docs = _script("make_docs")
-    for name in ("README.md", "BENCHMARKS.md"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    results = tmp_path / "results"
-    shutil.copytree(ROOT / "benchmarks" / "results", results, ignore=shutil.ignore_patterns("all"))
-    (results / "all").mkdir()
-    shutil.copy(ROOT / "src" / "exoml" / "measured.json", tmp_path / "measured.json")
-    args = ["--results", str(results), "--root", str(tmp_path), "--package", str(tmp_path)]
+    results, args = docs_copy(tmp_path, "all")
     assert make_docs.main(args) == 0
     block = (tmp_path / "BENCHMARKS.md").read_text().split("<!-- generated:run-all -->")[1]
     assert block.split("<!-- /generated:run-all -->")[0].strip() == "Not measured yet."
