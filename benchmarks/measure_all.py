@@ -192,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.collect is not None and not args.collect.is_dir():
         p.error(f"--collect: {args.collect} is not a folder")
     profile = next((flags[i + 1] for i, a in enumerate(flags[:-1]) if a == "--profile"),
-                   "quick" if "--quick" in flags else None)
+                   next((a.split("=", 1)[1] for a in flags if a.startswith("--profile=")),
+                        "quick" if "--quick" in flags else None))
     row = args.row or f"all-{profile or 'defaults'}"
     env = records.environment()
     if args.collect is not None:
