@@ -262,21 +262,14 @@ def peers_blocks(folder: Path) -> tuple[str, str]:
     return bench_peers.headline(recs), bench_peers.table(recs) if recs else "Not measured yet."
 
 
-def run_all_blocks(folder: Path) -> tuple[str, str]:
-    """(README.md's line, BENCHMARKS.md's table) of the `exoml run all` records (measure_all.py) in `folder`."""
+def blocks(recs: dict[str, dict], run_all: list[dict], peers: Path | None = None) -> dict[str, dict[str, str]]:
+    """{file: {generated block name: its content}}; `run_all`: the `exoml run all` records
+    (measure_all.py); `peers`: the folder of the side-by-side records."""
     import measure_all
-    recs = measure_all.load(folder)
-    return measure_all.headline(recs), measure_all.table(recs)
-
-
-def blocks(recs: dict[str, dict], peers: Path | None = None, run_all: Path | None = None) -> dict[str, dict[str, str]]:
-    """{file: {generated block name: its content}}; `peers`: the folder of the side-by-side records;
-    `run_all`: the folder of the `exoml run all` records."""
     peers_headline, peers_table = peers_blocks(peers if peers is not None else records.RESULTS / "peers")
-    all_line, all_table = run_all_blocks(run_all if run_all is not None else records.RESULTS / "all")
-    return {"README.md": {"results": readme_table(recs), "run-all": all_line, "quick": quick_table(recs),
-                          "peers": peers_headline},
-            "BENCHMARKS.md": {"run-all": all_table}
+    return {"README.md": {"results": readme_table(recs), "run-all": measure_all.headline(run_all),
+                          "quick": quick_table(recs), "peers": peers_headline},
+            "BENCHMARKS.md": {"run-all": measure_all.table(run_all)}
             | {f"results:{task}": task_table(task, recs) for task in shown()} | {"peers": peers_table}}
 
 
@@ -296,9 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", type=Path, default=ROOT, help="folder holding README.md and BENCHMARKS.md")
     p.add_argument("--package", type=Path, default=ROOT / "src" / "exoml", help="folder of exoml/measured.json")
     args = p.parse_args(argv)
-    recs = records.load_all(args.results)
+    import measure_all
+    recs, run_all = records.load_all(args.results), measure_all.load(args.results / "all")
     stale = []
-    for name, parts in blocks(recs, args.results / "peers", args.results / "all").items():
+    for name, parts in blocks(recs, run_all, args.results / "peers").items():
         path = args.root / name
         old = path.read_text()
         new = render(old, parts, name)
@@ -306,8 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             stale.append(name)
             if not args.check:
                 path.write_text(new)
-    import measure_all
-    times = measured_times(recs, measure_all.load(args.results / "all"))
+    times = measured_times(recs, run_all)
     table = args.package / "measured.json"
     if not table.exists() or table.read_text() != times:
         stale.append(str(table.relative_to(ROOT)) if table.is_relative_to(ROOT) else str(table))

@@ -59,13 +59,12 @@ def collect(runs: Path) -> list[dict]:
     from exoml.tasks import get, names
     out = []
     for name in names():
-        folders = sorted((p for p in (runs / name).glob("*") if (p / "config.json").is_file()),
-                         key=lambda p: json.loads((p / "config.json").read_text())["started"])
-        if not folders:
+        started = [(json.loads((p / "config.json").read_text()), p) for p in (runs / name).glob("*")
+                   if (p / "config.json").is_file()]
+        if not started:
             out.append({"task": name, "status": "not run"})
             continue
-        path = folders[-1]
-        config = json.loads((path / "config.json").read_text())
+        config, path = max(started, key=lambda c: c[0]["started"])
         status = json.loads((path / "status.json").read_text()) if (path / "status.json").is_file() else {}
         metrics = json.loads((path / "metrics.json").read_text()) if (path / "metrics.json").is_file() else {}
         numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -129,6 +128,15 @@ def _value(key: str, value: float | None) -> str:
     return f"{value:.2f}" if key == "fid" else f"{value:.4g}"
 
 
+def _total(r: dict) -> float | None:
+    """The record's time: the whole command where this script timed it, else the tasks' span."""
+    return r["wall_s"] if r["wall_s"] is not None else r["span_s"]
+
+
+def _completed(r: dict) -> str:
+    return f"{sum(t['status'] == 'complete' for t in r['tasks'])} of {len(r['tasks'])}"
+
+
 def table(recs: list[dict]) -> str:
     """BENCHMARKS.md's block: one table per record, a row per task and the total."""
     if not recs:
@@ -151,11 +159,10 @@ def table(recs: list[dict]) -> str:
                        else "no" if all(x["met"] is not None for x in t["targets"]) else "unknown")
             lines.append(f"| `{t['task']}` | {t.get('profile') or '—'} | {t['status']} | {t['headline']['label']} | "
                          f"{_value(key, t['metrics'].get(key))} | {target} | {verdict} | {_duration(t.get('seconds'))} |")
-        total = r["wall_s"] if r["wall_s"] is not None else r["span_s"]
+        total = _total(r)
         done = total is not None and all(t["status"] == "complete" for t in r["tasks"])
         what = "the whole command" if r["wall_s"] is not None else "the first task's start to the last one's end"
-        lines.append(f"| **all** | | {sum(t['status'] == 'complete' for t in r['tasks'])} of {len(r['tasks'])} "
-                     f"complete | | | ≤ {_duration(r['budget_s'])} | "
+        lines.append(f"| **all** | | {_completed(r)} complete | | | ≤ {_duration(r['budget_s'])} | "
                      f"{'yes' if done and total <= r['budget_s'] else 'no'} | **{_duration(total)}** ({what}) |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
@@ -167,12 +174,11 @@ def headline(recs: list[dict]) -> str:
         return "Not measured yet."
     out = []
     for r in recs:
-        total = r["wall_s"] if r["wall_s"] is not None else r["span_s"]
         aimed = [t for t in r["tasks"] if t.get("targets")]
         hit = [t for t in aimed if all(x["met"] for x in t["targets"])]
         missed = ", ".join(f"`{t['task']}`" for t in aimed if t not in hit)
-        out.append(f"`{r['command']}` took **{_duration(total)}** on {r['hardware']} ({r['date']}): "
-                   f"{sum(t['status'] == 'complete' for t in r['tasks'])} of {len(r['tasks'])} tasks complete, "
+        out.append(f"`{r['command']}` took **{_duration(_total(r))}** on {r['hardware']} ({r['date']}): "
+                   f"{_completed(r)} tasks complete, "
                    f"{len(hit)} of {len(aimed)} at their CPU target" + (f" (missed: {missed})" if missed else "") + ".")
     return "\n".join(out)
 
