@@ -73,7 +73,8 @@ def collect(runs: Path) -> list[dict]:
         entry = {"task": name, "status": state, "run": path.name, "profile": config["config"].get("profile"),
                  "git_sha": config.get("environment", {}).get("git_sha"), "started": config["started"],
                  "ended": status.get("time") if state in ENDED else None,
-                 "headline": {"key": head.key, "label": head.label}, "metrics": numbers}
+                 "headline": {"key": head.key, "label": head.label}, "metrics": numbers,
+                 "settings": {k: v for k, v in config["config"].items() if k not in ("seed", "out")}}
         if entry["ended"]:
             entry["seconds"] = (_when(entry["ended"]) - _when(entry["started"])).total_seconds()
         if status.get("error"):
@@ -137,6 +138,14 @@ def _completed(r: dict) -> str:
     return f"{sum(t['status'] == 'complete' for t in r['tasks'])} of {len(r['tasks'])}"
 
 
+def _changed(t: dict) -> str:
+    """"val_size 5000, now 0" for a task that ran settings its profile no longer has; "" otherwise."""
+    if t["status"] == "not run" or not t.get("profile"):
+        return ""
+    diff = records.changed_settings(t["task"], t["profile"], t.get("settings"))
+    return "; ".join(f"{k} {json.dumps(then)}, now {json.dumps(now)}" for k, (then, now) in diff.items())
+
+
 def table(recs: list[dict]) -> str:
     """BENCHMARKS.md's block: one table per record, a row per task and the total."""
     if not recs:
@@ -164,7 +173,8 @@ def table(recs: list[dict]) -> str:
         what = "the whole command" if r["wall_s"] is not None else "the first task's start to the last one's end"
         lines.append(f"| **all** | | {_completed(r)} complete | | | ≤ {_duration(r['budget_s'])} | "
                      f"{'yes' if done and total <= r['budget_s'] else 'no'} | **{_duration(total)}** ({what}) |")
-        parts.append("\n".join(lines))
+        changed = [f"- `{t['task']}` ran settings its profile no longer has: {c}" for t in r["tasks"] if (c := _changed(t))]
+        parts.append("\n".join(lines + ([""] + changed if changed else [])))
     return "\n\n".join(parts)
 
 
@@ -177,9 +187,11 @@ def headline(recs: list[dict]) -> str:
         aimed = [t for t in r["tasks"] if t.get("targets")]
         hit = [t for t in aimed if all(x["met"] for x in t["targets"])]
         missed = ", ".join(f"`{t['task']}`" for t in aimed if t not in hit)
+        changed = ", ".join(f"`{t['task']}` ({c})" for t in r["tasks"] if (c := _changed(t)))
         out.append(f"`{r['command']}` took **{_duration(_total(r))}** on {r['hardware']} ({r['date']}): "
                    f"{_completed(r)} tasks complete, "
-                   f"{len(hit)} of {len(aimed)} at their CPU target" + (f" (missed: {missed})" if missed else "") + ".")
+                   f"{len(hit)} of {len(aimed)} at their CPU target" + (f" (missed: {missed})" if missed else "") + "."
+                   + (f" Settings its profiles no longer have: {changed}." if changed else ""))
     return "\n".join(out)
 
 

@@ -8,6 +8,7 @@ these files by benchmarks/make_docs.py, so a figure is written once, by the comm
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -105,3 +106,35 @@ def load_all(folder: Path = RESULTS) -> dict[str, dict]:
         if record.get("format") == FORMAT:
             out[record["row"]] = record
     return out
+
+
+@functools.cache
+def _resolved(task: str, argv: tuple[str, ...]) -> dict | None:
+    """The settings `exoml run TASK ARGV` would take now (no seed, no output folder), JSON-shaped as
+    in a run's config.json; None if the flags are no longer the task's."""
+    import contextlib
+    import dataclasses
+    import io
+    from exoml.runner import task_config
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            cfg = dataclasses.asdict(task_config(task, list(argv))[1])
+    except (SystemExit, Exception):
+        return None
+    return json.loads(json.dumps({k: v for k, v in cfg.items() if k not in ("seed", "out")}))
+
+
+def restates_profile(task: str, profile: str, flags: list[str]) -> bool:
+    """Whether `--profile PROFILE FLAGS` takes exactly the profile's settings as they stand."""
+    plain = _resolved(task, ("--profile", profile))
+    return plain is not None and plain == _resolved(task, ("--profile", profile, *flags))
+
+
+def changed_settings(task: str, profile: str, settings: dict | None) -> dict[str, tuple]:
+    """{setting: (the run's value, the profile's value now)} where a run's settings (its config.json)
+    differ from its profile's as it stands; settings only one side has are not compared. Empty for a
+    record without settings (taken at its word)."""
+    plain = _resolved(task, ("--profile", profile))
+    if not settings or plain is None:
+        return {}
+    return {k: (v, plain[k]) for k, v in settings.items() if k in plain and plain[k] != v}

@@ -163,8 +163,10 @@ def test_a_run_says_which_profile_it_took_why_and_its_measured_time(tmp_path, ca
     from exoml import runner
     monkeypatch.setattr(runner, "has_cuda", lambda: False)
     monkeypatch.setattr(runner, "measured_time", lambda task, profile: {
-        "time": "3 s", "hardware": "a 2-core CPU", "date": "2026-11-30", "row": f"{task}-{profile}"}
-        if profile == "cpu" else None)
+        "time": "3 s", "hardware": "a 2-core CPU", "date": "2026-11-30", "row": f"{task}-{profile}",
+        "result": "adjusted Rand index 0.7302 (1 seed)"} if profile == "cpu" else None)
+    helped = " ".join(runner.config_parser(tasks.get("iris")).format_help().split())
+    assert "took 3 s on a 2-core CPU, 2026-11-30: adjusted Rand index 0.7302 (1 seed)" in helped
     assert main(["run", "iris", "--threads", "1", "--out", str(tmp_path)]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first == "[iris] profile cpu (the default without a CUDA GPU; others: full, quick): it took 3 s on a " \

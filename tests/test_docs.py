@@ -93,3 +93,13 @@ def test_one_recipe_over_two_rows_is_pooled(tmp_path):
                                                                          "metrics": acc(0.9)}))
     assert make_docs.main(args) == 0
     assert "(one recipe" not in (tmp_path / "BENCHMARKS.md").read_text()
+
+
+def test_flags_that_restate_a_profile_do_not_make_another_recipe():
+    """A record measured with `--val-size 0` times cifar10's cpu profile as it stands (that is its
+    default); `--val-size 5000` is another recipe, and a flag the task no longer has is kept as given."""
+    make_docs = _script("make_docs")
+    record = {"task": "cifar10", "profile": "cpu"}
+    assert make_docs.recipe_flags({**record, "task_flags": "--profile cpu --val-size 0"}) == ""
+    assert make_docs.recipe_flags({**record, "task_flags": "--profile cpu --val-size 5000"}) == "--val-size 5000"
+    assert make_docs.recipe_flags({**record, "task_flags": "--no-such-flag 1"}) == "--no-such-flag 1"

@@ -101,3 +101,10 @@ def test_run_all_records_reach_the_docs(quick_record, tmp_path):
     iris = json.loads((tmp_path / "measured.json").read_text())["iris"]["quick"]
     took = next(t for t in record["tasks"] if t["task"] == "iris")["seconds"]
     assert iris["row"] == "all-defaults" and iris["seconds"] == round(took, 1) and iris["date"] == "2999-01-01"
+    # A run whose settings are no longer its profile's (here: another number of clusters) times nothing.
+    tasks = [t | {"settings": t["settings"] | {"k": 4}} if t["task"] == "iris" else t for t in plain["tasks"]]
+    (results / "all" / "all-defaults.json").write_text(json.dumps(plain | {"tasks": tasks}))
+    assert make_docs.main(args) == 0
+    assert json.loads((tmp_path / "measured.json").read_text())["iris"]["quick"]["row"] != "all-defaults"
+    assert "Settings its profiles no longer have: `iris` (k 4, now 3)." in (tmp_path / "README.md").read_text()
+    assert "- `iris` ran settings its profile no longer has: k 4, now 3" in (tmp_path / "BENCHMARKS.md").read_text()

@@ -141,3 +141,26 @@ def test_space_file_overrides_and_is_checked(tiny_mnist, capsys):
     space.write_text(json.dumps({"no_such_setting": {"type": "int", "low": 1, "high": 2}}))
     assert main(["tune", "mnist", "--study", "bad", "--space", str(space), "--out", str(out)]) == 2
     assert "unknown settings" in capsys.readouterr().err
+
+
+def test_tune_holds_out_a_validation_split_where_the_default_trains_on_everything(tmp_path, monkeypatch, capsys):
+    """cifar10 trains on all its training images by default (nothing is chosen at run time); its tuning
+    trials hold out 5,000 (the split caps it at a fifth of a small training set), unless the command
+    line names --val-size itself."""
+    from fixtures.cifar import write_cifar_binary
+    monkeypatch.setenv("EXOML_DATA", str(tmp_path / "data"))
+    data._loaded.clear()
+    data.import_("cifar10", [write_cifar_binary(tmp_path / "raw", n_per_class=20, n_test_per_class=2)[0]],
+                 subset=True)
+    out = tmp_path / "runs"
+    small = ["--profile", "cpu", "--epochs", "1", "--widths", "8", "16", "16", "--batch-size", "40",
+             "--tta", "none", "--out", str(out)]
+    assert main(["tune", "cifar10", "--study", "s", "--trials", "1", *small]) == 0
+    assert "every trial: --val-size 5000" in capsys.readouterr().out
+    (trial,) = (out / "cifar10" / "tune-s" / "trials" / "cifar10").iterdir()
+    assert json.loads((trial / "config.json").read_text())["config"]["val_size"] == 5000
+    assert "val_accuracy" in (trial / "history.csv").read_text()
+    # Named on the command line, the setting is the user's: --val-size 0 leaves nothing to tune on.
+    assert main(["tune", "cifar10", "--study", "t", "--trials", "1", "--val-size", "0", *small]) != 0
+    assert "no trial completed" in capsys.readouterr().err
+    data._loaded.clear()

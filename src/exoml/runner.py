@@ -69,7 +69,8 @@ def profile_help(task) -> dict[str, str]:
     for name in task.profile_settings(default_profile(task)):
         p = task.profiles[name]
         m = measured_time(task.name, name)
-        took = f"took {m['time']} on {m['hardware']}, {m['date']}" if m else ""
+        took = (f"took {m['time']} on {m['hardware']}, {m['date']}" + (f": {m['result']}" if m.get("result") else "")
+                if m else "")
         out[name] = " - ".join(x for x in (p.about, f"measured: {p.measured}" if p.measured else "", took) if x) or name
     return out
 

@@ -164,6 +164,12 @@ def tune(task: str, argv: list[str], trials: int, timeout: float | None = None, 
     if spec.tuning is None and metric is None:
         raise ExomlError(f"task {task} cannot be tuned: it declares no validation metric to optimise"
                          + (f" ({spec.tune_note})" if spec.tune_note else ""))
+    given = {a.split("=")[0][2:].replace("-", "_") for a in argv if a.startswith("--")}
+    defaults = {f.name: f.default for f in dataclasses.fields(base)}  # neither a profile nor the command set them
+    held = {k: v for k, v in (spec.tuning.trial_settings if spec.tuning else {}).items()
+            if k not in given and getattr(base, k) == defaults[k]}
+    if held:  # e.g. cifar10 trains on all 50,000 images by default: its trials hold out a validation split
+        base = dataclasses.replace(base, **held)
     if metric is not None:  # --metric: a history column; losses and errors are minimised
         direction = "minimize" if any(k in metric for k in ("loss", "mse", "mae", "rmse", "error", "fid")) else "maximize"
     else:
@@ -181,7 +187,8 @@ def tune(task: str, argv: list[str], trials: int, timeout: float | None = None, 
     if unknown:
         raise ExomlError(f"search space names unknown settings of {task}: {', '.join(sorted(unknown))}")
     print(f"[tune {task}] objective: {metric} ({direction}, last epoch, validation split); "
-          f"space: {', '.join(space) or 'empty'}", flush=True)
+          f"space: {', '.join(space) or 'empty'}"
+          + "".join(f"; every trial: --{k.replace('_', '-')} {v}" for k, v in held.items()), flush=True)
 
     # The study always maximises a score: the metric itself, or minus it for losses and errors.
     study = optuna.create_study(
