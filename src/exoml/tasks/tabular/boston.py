@@ -72,7 +72,7 @@ class Config(Common):
 
 PROFILES = {
     "full": Profile({}, "the full study (repeated CV, degrees 1-3, 41 ridge penalties, 300 epochs)"),
-    "cpu": Profile({}, "the full study: seconds on a CPU"),
+    "cpu": Profile({}, "the full study: about a minute on a CPU"),
     "quick": Profile(dict(cv_repeats=2, degrees=[1, 2], n_alphas=13, epochs=100),
                      "seconds: a smoke test of the pipeline"),
 }

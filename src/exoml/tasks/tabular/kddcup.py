@@ -18,7 +18,7 @@ normal row: no detector on these features can flag them without flagging that no
 them.
 Models: a tanh autoencoder (reconstruction MSE is the anomaly score; ours), Isolation Forest, and a one-class SVM
 (RBF kernel by Nystroem features + SGD). Choices are made on validation data, never on test rows: in protocol A
-each method's scaler (standard or min-max) and the autoencoder's epochs (5 or 20) by F1 on held-out training
+each method's scaler (standard or min-max) and the autoencoder's epochs (5, 20 or 60) by F1 on held-out training
 attacks (inliers) plus 10,000 normal rows of `corrected` (anomalies: that file is not part of A's test split); in
 protocol B each method's scaler by F1 on held-out normal rows plus attack rows of the 10% file.
 Protocol B's detectors are saved for new records: the autoencoder (model.safetensors, model.json) and the

@@ -14,8 +14,8 @@ study: an MLP is not translation-equivariant, so shifted garments are a harder t
 20 epochs shifts cost validation accuracy, over 100 epochs 1-pixel shifts gain it: without them a
 long run memorises the training images). Measured results: BENCHMARKS.md.
 
-    exoml run fashion-mnist                    # full recipe
-    exoml run fashion-mnist --profile cpu     # the short CPU recipe
+    exoml run fashion-mnist                    # the cpu profile without a GPU, the full recipe with one
+    exoml run fashion-mnist --profile full    # the full recipe anywhere
     exoml predict fashion-mnist shirt.jpg      # any PNG/JPEG/WebP; a light background is inverted
 """
 from __future__ import annotations
