@@ -230,9 +230,10 @@ def pooled_notes(mine: list[dict], columns) -> list[str]:
 
 def measured_times(recs: dict[str, dict], run_all: list[dict] = ()) -> str:
     """exoml/measured.json: {task: {profile: {time, hardware, date, row[, result]}}}, what `exoml run`
-    prints at its start ("it took about ...") and `--help` shows beside each profile. Only records of a profile as it stands (no extra flags), and
-    the tasks that `exoml run all` ran with no flags (`run_all`: measure_all.py's records) with the
-    settings their profile has now."""
+    prints at its start ("it took about ...") and `--help` shows beside each profile. Only records of
+    a profile's settings as they stand (no flags beyond ones that restate them), and the tasks that
+    `exoml run all` ran with no flags (`run_all`: measure_all.py's records) with their profile's
+    settings as they stand."""
     from exoml.tasks import get
 
     def reached(task: str, profile: str, record: dict) -> str:

@@ -74,7 +74,7 @@ def collect(runs: Path) -> list[dict]:
                  "git_sha": config.get("environment", {}).get("git_sha"), "started": config["started"],
                  "ended": status.get("time") if state in ENDED else None,
                  "headline": {"key": head.key, "label": head.label}, "metrics": numbers,
-                 "settings": {k: v for k, v in config["config"].items() if k not in ("seed", "out")}}
+                 "settings": {k: v for k, v in config["config"].items() if k not in records.NOT_SETTINGS}}
         if entry["ended"]:
             entry["seconds"] = (_when(entry["ended"]) - _when(entry["started"])).total_seconds()
         if status.get("error"):
@@ -138,11 +138,14 @@ def _completed(r: dict) -> str:
     return f"{sum(t['status'] == 'complete' for t in r['tasks'])} of {len(r['tasks'])}"
 
 
-def _changed(t: dict) -> str:
-    """"val_size 5000, now 0" for a task that ran settings its profile no longer has; "" otherwise."""
-    if t["status"] == "not run" or not t.get("profile"):
+def _changed(r: dict, t: dict) -> str:
+    """"val_size 5000, now 0" for a task of record `r` that ran settings its profile, with the flags
+    the command gave, no longer takes; "" otherwise."""
+    from exoml.tasks import get
+    if t["status"] == "not run" or not t.get("profile") or t["profile"] not in get(t["task"]).profiles:
         return ""
-    diff = records.changed_settings(t["task"], t["profile"], t.get("settings"))
+    flags = tuple(shlex.split(r["command"])[3:])  # "exoml run all FLAGS"
+    diff = records.changed_settings(t["task"], t["profile"], t.get("settings"), flags)
     return "; ".join(f"{k} {json.dumps(then)}, now {json.dumps(now)}" for k, (then, now) in diff.items())
 
 
@@ -173,7 +176,7 @@ def table(recs: list[dict]) -> str:
         what = "the whole command" if r["wall_s"] is not None else "the first task's start to the last one's end"
         lines.append(f"| **all** | | {_completed(r)} complete | | | ≤ {_duration(r['budget_s'])} | "
                      f"{'yes' if done and total <= r['budget_s'] else 'no'} | **{_duration(total)}** ({what}) |")
-        changed = [f"- `{t['task']}` ran settings its profile no longer has: {c}" for t in r["tasks"] if (c := _changed(t))]
+        changed = [f"- `{t['task']}` ran settings its profile no longer has: {c}" for t in r["tasks"] if (c := _changed(r, t))]
         parts.append("\n".join(lines + ([""] + changed if changed else [])))
     return "\n\n".join(parts)
 
@@ -187,7 +190,7 @@ def headline(recs: list[dict]) -> str:
         aimed = [t for t in r["tasks"] if t.get("targets")]
         hit = [t for t in aimed if all(x["met"] for x in t["targets"])]
         missed = ", ".join(f"`{t['task']}`" for t in aimed if t not in hit)
-        changed = ", ".join(f"`{t['task']}` ({c})" for t in r["tasks"] if (c := _changed(t)))
+        changed = ", ".join(f"`{t['task']}` ({c})" for t in r["tasks"] if (c := _changed(r, t)))
         out.append(f"`{r['command']}` took **{_duration(_total(r))}** on {r['hardware']} ({r['date']}): "
                    f"{_completed(r)} tasks complete, "
                    f"{len(hit)} of {len(aimed)} at their CPU target" + (f" (missed: {missed})" if missed else "") + "."

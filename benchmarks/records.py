@@ -108,33 +108,44 @@ def load_all(folder: Path = RESULTS) -> dict[str, dict]:
     return out
 
 
+NOT_SETTINGS = ("seed", "out")  # a run's config entries that say which run, not which recipe
+
+
 @functools.cache
 def _resolved(task: str, argv: tuple[str, ...]) -> dict | None:
-    """The settings `exoml run TASK ARGV` would take now (no seed, no output folder), JSON-shaped as
-    in a run's config.json; None if the flags are no longer the task's."""
+    """The settings `exoml run TASK ARGV` would take now, without NOT_SETTINGS, shaped as in a run's
+    config.json; None if the flags are no longer the task's (argparse or a setting's check refuses them)."""
     import contextlib
     import dataclasses
     import io
+    from exoml.errors import ExomlError
     from exoml.runner import task_config
+    from exoml.toolkit.runs import _jsonable
     try:
         with contextlib.redirect_stderr(io.StringIO()):
             cfg = dataclasses.asdict(task_config(task, list(argv))[1])
-    except (SystemExit, Exception):
+    except (SystemExit, ExomlError):
         return None
-    return json.loads(json.dumps({k: v for k, v in cfg.items() if k not in ("seed", "out")}))
+    return {k: _jsonable(v) for k, v in cfg.items() if k not in NOT_SETTINGS}
+
+
+def _profile_settings(task: str, profile: str) -> dict:
+    plain = _resolved(task, ("--profile", profile))
+    if plain is None:
+        raise SystemExit(f"{task}: its profile {profile!r} does not resolve")
+    return plain
 
 
 def restates_profile(task: str, profile: str, flags: list[str]) -> bool:
     """Whether `--profile PROFILE FLAGS` takes exactly the profile's settings as they stand."""
-    plain = _resolved(task, ("--profile", profile))
-    return plain is not None and plain == _resolved(task, ("--profile", profile, *flags))
+    return _profile_settings(task, profile) == _resolved(task, ("--profile", profile, *flags))
 
 
-def changed_settings(task: str, profile: str, settings: dict | None) -> dict[str, tuple]:
-    """{setting: (the run's value, the profile's value now)} where a run's settings (its config.json)
-    differ from its profile's as it stands; settings only one side has are not compared. Empty for a
-    record without settings (taken at its word)."""
-    plain = _resolved(task, ("--profile", profile))
-    if not settings or plain is None:
+def changed_settings(task: str, profile: str, settings: dict | None, flags: tuple[str, ...] = ()) -> dict[str, tuple]:
+    """{setting: (the run's value, the value now)} where a run's settings (its config.json) differ from
+    what `--profile PROFILE FLAGS` takes as the code stands; settings only one side has are not
+    compared. Empty for a record without settings (taken at its word) and for flags that no longer resolve."""
+    now = _resolved(task, ("--profile", profile, *flags)) if flags else _profile_settings(task, profile)
+    if not settings or now is None:
         return {}
-    return {k: (v, plain[k]) for k, v in settings.items() if k in plain and plain[k] != v}
+    return {k: (v, now[k]) for k, v in settings.items() if k in now and now[k] != v}

@@ -143,24 +143,47 @@ def test_space_file_overrides_and_is_checked(tiny_mnist, capsys):
     assert "unknown settings" in capsys.readouterr().err
 
 
-def test_tune_holds_out_a_validation_split_where_the_default_trains_on_everything(tmp_path, monkeypatch, capsys):
-    """cifar10 trains on all its training images by default (nothing is chosen at run time); its tuning
-    trials hold out 5,000 (the split caps it at a fifth of a small training set), unless the command
-    line names --val-size itself."""
+@pytest.fixture
+def tiny_cifar10(tmp_path, monkeypatch):
     from fixtures.cifar import write_cifar_binary
     monkeypatch.setenv("EXOML_DATA", str(tmp_path / "data"))
     data._loaded.clear()
     data.import_("cifar10", [write_cifar_binary(tmp_path / "raw", n_per_class=20, n_test_per_class=2)[0]],
                  subset=True)
-    out = tmp_path / "runs"
-    small = ["--profile", "cpu", "--epochs", "1", "--widths", "8", "16", "16", "--batch-size", "40",
-             "--tta", "none", "--out", str(out)]
-    assert main(["tune", "cifar10", "--study", "s", "--trials", "1", *small]) == 0
-    assert "every trial: --val-size 5000" in capsys.readouterr().out
-    (trial,) = (out / "cifar10" / "tune-s" / "trials" / "cifar10").iterdir()
-    assert json.loads((trial / "config.json").read_text())["config"]["val_size"] == 5000
-    assert "val_accuracy" in (trial / "history.csv").read_text()
-    # Named on the command line, the setting is the user's: --val-size 0 leaves nothing to tune on.
-    assert main(["tune", "cifar10", "--study", "t", "--trials", "1", "--val-size", "0", *small]) != 0
-    assert "no trial completed" in capsys.readouterr().err
+    yield tmp_path
     data._loaded.clear()
+
+
+def test_tune_holds_out_a_validation_split_where_the_default_trains_on_everything(tiny_cifar10, capsys):
+    """cifar10 trains on all its training images by default (nothing is chosen at run time); its tuning
+    trials hold out 5,000 (capped by the split at a fifth of this tiny training set), and its
+    best_config.json keeps the plain default. A flag (in any spelling argparse takes) or a profile
+    that sets the split wins over the trials' setting."""
+    out = tiny_cifar10 / "runs"
+    small = ["--epochs", "1", "--widths", "8", "16", "16", "--batch-size", "40", "--tta", "none", "--out", str(out)]
+
+    def trial_config(study: str) -> dict:
+        (trial,) = (out / "cifar10" / f"tune-{study}" / "trials" / "cifar10").iterdir()
+        assert "val_accuracy" in (trial / "history.csv").read_text()
+        return json.loads((trial / "config.json").read_text())["config"]
+
+    assert main(["tune", "cifar10", "--study", "s", "--trials", "1", "--profile", "cpu", *small]) == 0
+    assert "every trial: --val-size 5000" in capsys.readouterr().out
+    assert trial_config("s")["val_size"] == 5000
+    folder = out / "cifar10" / "tune-s"
+    assert json.loads((folder / "best_config.json").read_text())["val_size"] == 0
+    assert "Every trial also took `val_size` = 5000" in (folder / "report.md").read_text()
+    assert main(["tune", "cifar10", "--study", "q", "--trials", "1", "--quick", *small]) == 0
+    assert trial_config("q")["val_size"] == 100  # the quick profile's own split
+    # Named on the command line, the setting is the user's: no validation split, nothing to tune on.
+    for flags in (["--val-size=0"], ["--val", "0"]):
+        assert main(["tune", "cifar10", "--study", "t", "--trials", "1", "--profile", "cpu", *flags, *small]) != 0
+        assert "no trial completed" in capsys.readouterr().err
+
+
+def test_trial_settings_must_name_settings_of_the_task():
+    from exoml.tasks.contract import Tuning
+    from exoml.tasks import get
+    import dataclasses
+    with pytest.raises(ValueError, match="unknown settings: val_sise"):
+        dataclasses.replace(get("cifar10"), tuning=Tuning("val_accuracy", trial_settings={"val_sise": 5000}))

@@ -32,8 +32,8 @@ def default_profile(task) -> str:
 
 
 def measured_time(task: str, profile: str) -> dict | None:
-    """How long `exoml run TASK --profile PROFILE` took where it was measured: {time, hardware,
-    date, row}, from the result records (benchmarks/make_docs.py writes exoml/measured.json from
+    """How long `exoml run TASK --profile PROFILE` took where it was measured, and what it reached:
+    {time, seconds, hardware, date, row[, result]}, from the result records (benchmarks/make_docs.py writes exoml/measured.json from
     them), or None where that profile was never measured as it stands (no extra flags)."""
     return _measured_table().get(task, {}).get(profile)
 
@@ -87,8 +87,9 @@ def config_parser(task, prog: str = "exoml run") -> argparse.ArgumentParser:
     return parser
 
 
-def task_config(name: str, argv: list[str], prog: str = "exoml run"):
-    """(task, resolved Config) from the task's generated flags."""
+def task_config(name: str, argv: list[str], prog: str = "exoml run", defaults: dict | None = None):
+    """(task, resolved Config) from the task's generated flags; `defaults` replace the Config's own
+    defaults (a profile, a config file and the flags still win over them)."""
     from .toolkit.config import build_config
     from . import tasks
     task = tasks.get(name)
@@ -105,7 +106,7 @@ def task_config(name: str, argv: list[str], prog: str = "exoml run"):
         cfg.out = str(resume.parent.parent)
         cfg.resume = resume  # not a setting: tells execute() to reopen this folder
         return task, cfg
-    return task, build_config(task.config, given, profiles, given.pop("config", None))
+    return task, build_config(task.config, given, profiles, given.pop("config", None), defaults)
 
 
 def _interrupted_run(task: str, path: Path) -> None:

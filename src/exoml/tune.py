@@ -157,19 +157,17 @@ def tune(task: str, argv: list[str], trials: int, timeout: float | None = None, 
     import optuna
     from .runner import execute, task_config
     from .toolkit.config import validate
-    spec, base = task_config(task, argv, prog="exoml tune")
+    spec, plain = task_config(task, argv, prog="exoml tune")
+    # e.g. cifar10 trains on all 50,000 images by default: its trials hold out a validation split,
+    # unless a profile, a config file or a flag sets it; best_config.json keeps the plain settings
+    _, base = task_config(task, argv, prog="exoml tune", defaults=spec.tuning.trial_settings if spec.tuning else None)
+    held = {k: getattr(base, k) for f in dataclasses.fields(base) if getattr(base, k := f.name) != getattr(plain, k)}
     if getattr(base, "ensemble", 1) != 1:  # its history's last rows are one network's, not the ensemble's
         raise ExomlError("exoml tune trains one network per trial: tune without --ensemble, then train the "
                          "ensemble with the chosen settings")
     if spec.tuning is None and metric is None:
         raise ExomlError(f"task {task} cannot be tuned: it declares no validation metric to optimise"
                          + (f" ({spec.tune_note})" if spec.tune_note else ""))
-    given = {a.split("=")[0][2:].replace("-", "_") for a in argv if a.startswith("--")}
-    defaults = {f.name: f.default for f in dataclasses.fields(base)}  # neither a profile nor the command set them
-    held = {k: v for k, v in (spec.tuning.trial_settings if spec.tuning else {}).items()
-            if k not in given and getattr(base, k) == defaults[k]}
-    if held:  # e.g. cifar10 trains on all 50,000 images by default: its trials hold out a validation split
-        base = dataclasses.replace(base, **held)
     if metric is not None:  # --metric: a history column; losses and errors are minimised
         direction = "minimize" if any(k in metric for k in ("loss", "mse", "mae", "rmse", "error", "fid")) else "maximize"
     else:
@@ -228,11 +226,13 @@ def tune(task: str, argv: list[str], trials: int, timeout: float | None = None, 
         study.optimize(objective, n_trials=remaining, timeout=timeout, catch=(ExomlError,),
                        callbacks=[optuna.study.MaxTrialsCallback(trials, states=(
                            optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))])
-    write_study_report(study, folder, task, base)
+    write_study_report(study, folder, task, plain, held)
     return folder
 
 
-def write_study_report(study, folder: Path, task: str, base) -> None:
+def write_study_report(study, folder: Path, task: str, base, held: dict | None = None) -> None:
+    """best_config.json (`base` with the best trial's values), the trials' table and plots, report.md;
+    `held`: settings every trial had that a plain run does not (e.g. a validation split)."""
     import optuna
     import matplotlib.pyplot as plt
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -271,6 +271,9 @@ def write_study_report(study, folder: Path, task: str, base) -> None:
         f"Best trial {best.number}: {metric} = {best.user_attrs.get('metric_value'):.4g}. "
         "Retrain it and evaluate once on the test split:",
         "", f"    exoml run {task} --config {folder / 'best_config.json'}", "",
+        *([f"Every trial also took {', '.join(f'`{k}` = {v}' for k, v in held.items())}, which a plain run of "
+           f"{task} does not (it keeps nothing for validation); best_config.json has the plain run's value.", ""]
+          if held else []),
         "## Trials", "", md_table(rows), "", *[img(f) + "\n" for f in figures]])
     atomic_write_text(folder / "report.md", text)
     print(f"[tune {task}] best {metric} = {best.user_attrs.get('metric_value'):.4g} (trial {best.number}); "

@@ -17,7 +17,7 @@ package, as the test suite's toy task does).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping
 
 
@@ -141,6 +141,9 @@ class Task:
             raise ValueError(f"task {self.name}: generate and add_generate_args come together")
         if self.tuning is not None and self.tuning.direction not in ("maximize", "minimize"):
             raise ValueError(f"task {self.name}: tuning direction must be maximize or minimize")
+        unknown = set(self.tuning.trial_settings if self.tuning else ()) - {f.name for f in fields(self.config)}
+        if unknown:
+            raise ValueError(f"task {self.name}: tuning trial_settings name unknown settings: {', '.join(sorted(unknown))}")
 
     def profile_settings(self, default: str | None = None) -> dict[str, dict]:
         """{profile name: its settings}, the default profile first (what the config builder takes).

@@ -237,8 +237,9 @@ def _coerce(cls, name: str, value):
     return out
 
 
-def build_config(cls, given: dict, profiles: dict[str, dict] | None = None, config_file: str | None = None):
-    """The resolved settings: field defaults < profile < config file < given flags.
+def build_config(cls, given: dict, profiles: dict[str, dict] | None = None, config_file: str | None = None,
+                 defaults: dict | None = None):
+    """The resolved settings: field defaults < `defaults` < profile < config file < given flags.
 
     `profiles` is {name: settings}, the default profile first. The profile is the one given
     (`--profile`, `--quick`), else the config file's, else the default; it is recorded in
@@ -266,7 +267,8 @@ def build_config(cls, given: dict, profiles: dict[str, dict] | None = None, conf
     chosen = given.get("profile", loaded.get("profile", next(iter(profiles), None)))
     if profiles and chosen not in profiles:
         raise ConfigError(f"unknown profile {chosen!r}: choose from {', '.join(profiles)}")
-    values: dict = dict(profiles.get(chosen, {}))
+    values: dict = dict(defaults or {})
+    values.update(profiles.get(chosen, {}))
     values.update(loaded)
     values.update(given)
     if chosen is not None and "profile" in names:

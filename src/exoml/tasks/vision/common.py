@@ -131,8 +131,7 @@ def load_data(name: str, cfg, device: torch.device):
     carved = (f"{len(parts['y_train']):,} training images and {n_val:,} validation images carved from the official "
               f"training split ({len(ds.y_train):,} images; stratified, seed {cfg.seed})" if n_val else
               f"{len(parts['y_train']):,} training images of the official training split ({len(ds.y_train):,} images), "
-              f"no validation split (`--val-size 0`: the recipe trains a fixed number of epochs and keeps the last "
-              f"weights, so nothing is chosen on one)")
+              f"no validation split: the last epoch's weights are kept, nothing is chosen on one")
     d.md = (f"{carved}; evaluation on the official "
             f"test split{subset}. Images {'x'.join(map(str, ds.x_train.shape[1:]))} uint8, {len(d.classes)} classes. "
             f"All images sit on the {device.type} as one uint8 tensor; batches are gathered and augmented there.\n\n")
