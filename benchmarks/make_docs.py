@@ -245,7 +245,8 @@ def measured_times(recs: dict[str, dict], run_all: list[dict] = ()) -> str:
 
     timed_runs = []  # (date, row, task, profile, whole-run seconds or None, time text, hardware, seconds, result)
     for r in recs.values():
-        if r.get("kind") or recipe_flags(r) or r["profile"] not in get(r["task"]).profiles:
+        if (r.get("kind") or recipe_flags(r) or r["profile"] not in get(r["task"]).profiles
+                or records.changed_settings(r["task"], r["profile"], r.get("settings"))):
             continue
         wall = timed(r, (("wall_s", "whole run"),))
         timed_runs.append((r["date"], r["row"], r["task"], r["profile"], wall[0] if wall else None, time_text(r),

@@ -24,22 +24,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import records  # noqa: E402  (benchmarks/records.py, beside this script)
 
 
-def measure(task: str, flags: list[str], seeds: list[int], out: Path, done=None) -> tuple[str, list[dict]]:
-    """(resolved profile, one metrics dict per seed with its wall time added). `done(profile, per_seed)`
+def measure(task: str, flags: list[str], seeds: list[int], out: Path, done=None) -> tuple[str, list[dict], dict]:
+    """(resolved profile, one metrics dict per seed with its wall time added, the resolved settings
+    as config.json holds them, without seed and output folder). `done(profile, per_seed, settings)`
     is called after every seed, so a long measurement stopped part-way still records its seeds."""
+    import dataclasses
     from exoml.runner import execute, task_config
-    per_seed, profile = [], ""
+    from exoml.toolkit.runs import _jsonable
+    per_seed, profile, settings = [], "", {}
     for seed in seeds:
         spec, cfg = task_config(task, flags + ["--seed", str(seed), "--out", str(out)])
         profile = cfg.profile
+        settings = {k: _jsonable(v) for k, v in dataclasses.asdict(cfg).items() if k not in records.NOT_SETTINGS}
         t0 = time.perf_counter()
         path, metrics = execute(spec, cfg)
         metrics = {**metrics, "wall_s": round(time.perf_counter() - t0, 2)}
         per_seed.append(metrics)
         print(f"[measure] {task} seed {seed}: {path}", flush=True)
         if done is not None:
-            done(profile, per_seed)
-    return profile, per_seed
+            done(profile, per_seed, settings)
+    return profile, per_seed, settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,13 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         [a for a in argv if a != "--out" and (args.out is None or a != str(args.out))])
     env = records.environment()  # before the first run: its load says whether the machine was quiet
 
-    def record(profile: str, per_seed: list[dict]) -> Path:  # the seeds measured so far
+    def record(profile: str, per_seed: list[dict], settings: dict) -> Path:  # the seeds measured so far
         return records.write(args.row or f"{args.task}-{profile}", args.task, profile, command,
                              seeds[:len(per_seed)], per_seed, folder=args.results, env=env,
-                             task_flags=shlex.join(flags))
+                             task_flags=shlex.join(flags), settings=settings)
     with tempfile.TemporaryDirectory(prefix=f"measure-{args.task}-") as tmp:  # runs kept only with --out
-        profile, per_seed = measure(args.task, flags, seeds, args.out or Path(tmp), done=record)
-    path = record(profile, per_seed)
+        path = record(*measure(args.task, flags, seeds, args.out or Path(tmp), done=record))
     summary = records.load_all(args.results)[path.stem]["metrics"]
     shown = [k for k in ("accuracy", "time_to_result_s", "wall_s") if k in summary] or list(summary)[:4]
     print("\n".join(f"{k}: {summary[k]['mean']:.4g} ± {summary[k]['sd']:.2g} (seeds {seeds})" for k in shown))

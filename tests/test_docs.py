@@ -58,6 +58,14 @@ def test_measure_writes_a_record(tmp_path):
     for key in ("hardware", "threads", "versions", "date", "command"):
         assert record[key] not in (None, ""), key
     assert record["git_sha"] or not (ROOT / ".git").exists()  # a source tree without git has no commit
+    run = json.loads(next((tmp_path / "runs" / "iris").glob("*/config.json")).read_text())["config"]
+    assert record["settings"] == {k: v for k, v in run.items() if k not in ("seed", "out")}
+    # the record times the quick profile while its settings stand, not once they have changed
+    make_docs = _script("make_docs")
+    recs = {"iris-quick": record}
+    assert json.loads(make_docs.measured_times(recs))["iris"]["quick"]["row"] == "iris-quick"
+    changed = record | {"settings": record["settings"] | {"k": 5}}
+    assert "iris" not in json.loads(make_docs.measured_times({"iris-quick": changed}))
 
 
 def test_one_recipe_over_two_rows_is_pooled(tmp_path):
