@@ -28,14 +28,12 @@ def measure(task: str, flags: list[str], seeds: list[int], out: Path, done=None)
     """(resolved profile, one metrics dict per seed with its wall time added, the resolved settings
     as config.json holds them, without seed and output folder). `done(profile, per_seed, settings)`
     is called after every seed, so a long measurement stopped part-way still records its seeds."""
-    import dataclasses
     from exoml.runner import execute, task_config
-    from exoml.toolkit.runs import _jsonable
     per_seed, profile, settings = [], "", {}
     for seed in seeds:
         spec, cfg = task_config(task, flags + ["--seed", str(seed), "--out", str(out)])
         profile = cfg.profile
-        settings = {k: _jsonable(v) for k, v in dataclasses.asdict(cfg).items() if k not in records.NOT_SETTINGS}
+        settings = records.settings_of(cfg)
         t0 = time.perf_counter()
         path, metrics = execute(spec, cfg)
         metrics = {**metrics, "wall_s": round(time.perf_counter() - t0, 2)}

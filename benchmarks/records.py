@@ -111,22 +111,26 @@ def load_all(folder: Path = RESULTS) -> dict[str, dict]:
 NOT_SETTINGS = ("seed", "out")  # a run's config entries that say which run, not which recipe
 
 
+def settings_of(cfg) -> dict:
+    """A resolved Config as a run's config.json holds it, without NOT_SETTINGS."""
+    import dataclasses
+    from exoml.toolkit.runs import _jsonable
+    return {k: _jsonable(v) for k, v in dataclasses.asdict(cfg).items() if k not in NOT_SETTINGS}
+
+
 @functools.cache
 def _resolved(task: str, argv: tuple[str, ...]) -> dict | None:
     """The settings `exoml run TASK ARGV` would take now, without NOT_SETTINGS, shaped as in a run's
     config.json; None if the flags are no longer the task's (argparse or a setting's check refuses them)."""
     import contextlib
-    import dataclasses
     import io
     from exoml.errors import ExomlError
     from exoml.runner import task_config
-    from exoml.toolkit.runs import _jsonable
     try:
         with contextlib.redirect_stderr(io.StringIO()):
-            cfg = dataclasses.asdict(task_config(task, list(argv))[1])
+            return settings_of(task_config(task, list(argv))[1])
     except (SystemExit, ExomlError):
         return None
-    return {k: _jsonable(v) for k, v in cfg.items() if k not in NOT_SETTINGS}
 
 
 def _profile_settings(task: str, profile: str) -> dict:

@@ -33,8 +33,8 @@ def default_profile(task) -> str:
 
 def measured_time(task: str, profile: str) -> dict | None:
     """How long `exoml run TASK --profile PROFILE` took where it was measured, and what it reached:
-    {time, seconds, hardware, date, row[, result]}, from the result records (benchmarks/make_docs.py writes exoml/measured.json from
-    them), or None where that profile was never measured as it stands (no extra flags)."""
+    {time, seconds, hardware, date, row[, result]}, from the result records (benchmarks/make_docs.py
+    writes exoml/measured.json from them), or None where that profile was never measured as it stands."""
     return _measured_table().get(task, {}).get(profile)
 
 

@@ -272,7 +272,7 @@ def write_study_report(study, folder: Path, task: str, base, held: dict | None =
         "Retrain it and evaluate once on the test split:",
         "", f"    exoml run {task} --config {folder / 'best_config.json'}", "",
         *([f"Every trial also took {', '.join(f'`{k}` = {v}' for k, v in held.items())}, which a plain run of "
-           f"{task} does not (it keeps nothing for validation); best_config.json has the plain run's value.", ""]
+           f"{task} does not take; best_config.json has the plain run's values.", ""]
           if held else []),
         "## Trials", "", md_table(rows), "", *[img(f) + "\n" for f in figures]])
     atomic_write_text(folder / "report.md", text)

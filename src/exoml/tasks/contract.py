@@ -56,8 +56,8 @@ class Tuning:
     metric: str                  # e.g. "val_accuracy", "val_loss"
     direction: str = "maximize"  # maximize | minimize
     space: Mapping[str, Mapping] | None = None
-    trial_settings: Mapping[str, Any] = field(default_factory=dict)  # every trial's, unless given on the command
-    # line: e.g. a validation split for a task whose default trains on the whole training split
+    trial_settings: Mapping[str, Any] = field(default_factory=dict)  # every trial's defaults (a profile, a config
+    # file and flags win): e.g. a validation split for a task whose default trains on the whole training split
 
 
 @dataclass(frozen=True)
