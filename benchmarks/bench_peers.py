@@ -15,7 +15,9 @@ for exoml, one `exoml run TASK ...` through exoml.runner.execute (data, explore 
 test evaluation, figures, report: everything the console command does after parsing its flags), its
 per-epoch history rows timestamped as they are logged; exoml's time to reach = the first epoch whose
 validation score (history.csv) is at least the reference's test score, if its final test score is too
-(a task without a per-epoch validation score: its whole run, if its final score reaches it). The GAN
+(a task without a per-epoch validation score: its whole run, if its final score reaches it). The image
+tasks train on their whole training split by default, so their rows hold out 5,000 images
+(`--val-size 5000`) for that validation score. The GAN
 is compared at equal training time instead: the reference trains for as long as exoml's GAN trained,
 and both are scored by the same judge (an exoml mnist run trained first, not timed).
 
@@ -69,16 +71,16 @@ class Row:
 ROWS: dict[str, Row] = {
     "fashion-mnist": Row("fashion-mnist", "fashion_mnist", "TensorFlow basic classification (Keras MLP, 10 epochs)",
                          "https://www.tensorflow.org/tutorials/keras/classification", "accuracy", "test accuracy",
-                         exoml=("--profile", "cpu"), needs="keras"),
+                         exoml=("--profile", "cpu", "--val-size", "5000"), needs="keras"),
     "mnist-keras": Row("mnist", "mnist_convnet", "keras-io mnist_convnet (15 epochs, batch 128)",
                        "https://keras.io/examples/vision/mnist_convnet/", "accuracy", "test accuracy",
-                       exoml=("--profile", "cpu"), needs="keras"),
+                       exoml=("--profile", "cpu", "--val-size", "5000"), needs="keras"),
     "mnist-pytorch": Row("mnist", "pytorch_mnist", "pytorch/examples mnist (14 epochs, Adadelta)",
                          "https://github.com/pytorch/examples/blob/main/mnist/main.py", "accuracy", "test accuracy",
-                         exoml=("--profile", "cpu")),
+                         exoml=("--profile", "cpu", "--val-size", "5000")),
     "cifar10": Row("cifar10", "cifar10_cnn", "TensorFlow CNN tutorial (3 conv layers, 10 epochs)",
                    "https://www.tensorflow.org/tutorials/images/cnn", "accuracy", "test accuracy", needs="keras",
-                   exoml=("--val-size", "5000")),  # its time to reach is read on a held-out validation split
+                   exoml=("--val-size", "5000")),
     "cifar10-airbench": Row("cifar10", "airbench94", "airbench94 (PyPI airbench, train94)",
                             "https://github.com/KellerJordan/cifar10-airbench", "accuracy", "test accuracy",
                             exoml=("--profile", "cpu"), history=None, needs="gpu"),
@@ -119,8 +121,9 @@ ROWS: dict[str, Row] = {
                                       "comes from the scaling, not from training",)),
 }
 # The GAN's judge: an exoml mnist network trained without label smoothing (its confidence means what it
-# says); trained once, before the GAN, and not timed.
-JUDGE = ("--profile", "cpu", "--label-smoothing", "0")
+# says) on the 55,000 training digits the gan row's judge was trained on; trained once, before the GAN,
+# and not timed.
+JUDGE = ("--profile", "cpu", "--label-smoothing", "0", "--val-size", "5000")
 JUDGE_SMALL = ("--quick", "--label-smoothing", "0")
 
 
