@@ -79,7 +79,7 @@ def test_one_recipe_over_two_rows_is_pooled(tmp_path):
     shutil.copytree(ROOT / "benchmarks" / "results", results)
     for other in results.glob("mnist-full?*.json"):  # only the rows below measure the full recipe
         other.unlink()
-    base = json.loads((results / "mnist-full.json").read_text())
+    base = json.loads((results / "mnist-full.json").read_text()) | {"task_flags": "--profile full"}
     acc = lambda *v: {"accuracy": {"mean": sum(v) / len(v), "sd": 0.0, "values": list(v)}}  # noqa: E731
     rows = {"mnist-full": (base | {"seeds": [0, 1], "metrics": acc(0.99, 0.98)}),
             "mnist-full-more": (base | {"row": "mnist-full-more", "seeds": [2, 3, 4], "metrics": acc(0.97, 0.96, 0.95),

@@ -6,7 +6,8 @@ seed, +1, ..., +K-1) as ordinary runs, then we write, in runs/<task>/compare-<ti
 
     compare.csv / report.md   mean ± std of the task's headline metric (its contract) and of the
                               time, one row per variant
-    curves.png                the variants' learning curves (validation metric per epoch, mean over seeds)
+    curves.png                the variants' learning curves (validation metric per epoch, mean over seeds;
+                              the training loss where the runs hold out no validation split)
 """
 from __future__ import annotations
 

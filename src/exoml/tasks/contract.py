@@ -8,7 +8,7 @@ A task module ends with
         headline=Headline("accuracy", "test accuracy"),
         reference=Reference("99.25% test accuracy (Keras mnist_cnn example)", 0.9925, "keras.io examples"),
         config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
-        tuning=Tuning("val_accuracy"), distributed=True)
+        tuning=Tuning("val_accuracy", trial_settings={"val_size": 5000}), distributed=True)
 
 and the registry (`exoml.tasks`) maps the task's name to its module. `exoml list`, `exoml run`,
 `predict`, `generate`, `tune`, `compare`, `report` and `serve` read these fields and nothing else of the

@@ -3,7 +3,8 @@ made wider and trained longer (the CPU profile).
 
 Data: CIFAR-100, all 50,000 training images by default (both recipes pick nothing at run time: a
 fixed number of epochs and the last weights; `--val-size 5000` holds out a validation split to watch
-its curves) and the official 10,000 test images, 32x32 RGB, 100 fine classes (20 superclasses, reported as `coarse_accuracy`).
+its curves) and the official 10,000 test images, 32x32 RGB, 100 fine classes (20 superclasses,
+reported as `coarse_accuracy`).
 `--arch resnet`: 3x3 stem, four stages of residual blocks (widths 64/128/256/512, 2 blocks each,
 stride 2 between stages), global average pool, linear head; the last BatchNorm of each block starts
 at 0 so each block starts as the identity. Random crop (4 px reflect padding) + mirror, CutMix,

@@ -3,8 +3,8 @@ the exercise is a DNN / MLP).
 
 Data: Fashion-MNIST, all 60,000 training images by default (the recipe picks nothing at run time: a
 fixed number of epochs and the last weights; `--val-size 5000` holds out the validation split its
-settings were chosen on) and the official 10,000 test images, 28x28 grey, 10 clothing classes. Model: flatten -> [linear-BN-ReLU-dropout] x depth ->
-linear. Recipe: on-device augmentation (a left-right mirror and 1-pixel shifts in the full recipe;
+settings were chosen on) and the official 10,000 test images, 28x28 grey, 10 clothing classes.
+Model: flatten -> [linear-BN-ReLU-dropout] x depth -> linear. Recipe: on-device augmentation (a left-right mirror and 1-pixel shifts in the full recipe;
 a random erased square is an option, off in every profile), label smoothing, AdamW with a one-cycle
 lr, test-time mirror averaging.
 

@@ -3,8 +3,9 @@ connected feature layer, a linear head).
 
 Data: MNIST, all 60,000 training images by default (the recipe picks nothing at run time: a fixed
 number of epochs and the last weights; `--val-size 5000` holds out a validation split to watch its
-curves) and the official 10,000 test images, 28x28 grey. Recipe: random rotation/zoom/shift as one batched affine warp, label smoothing,
-AdamW with a one-cycle learning rate (linear warm-up, linear decay to 0). The full recipe also
+curves) and the official 10,000 test images, 28x28 grey. Recipe: random rotation/zoom/shift as one
+batched affine warp, label smoothing, AdamW with a one-cycle learning rate (linear warm-up, linear
+decay to 0). The full recipe also
 draws half of the training digits with thinner or thicker strokes (`--stroke`), so that a digit
 written with a marker or printed in a bold font is read as well as a pen-drawn one
 (benchmarks/bench_digits.py measures that on digits that are not MNIST's).
@@ -18,10 +19,11 @@ a 2-core CPU) and `quick` (a smoke test); measured results are in BENCHMARKS.md.
     exoml predict mnist digit.png        # any PNG/JPEG/WebP; dark-on-white digits are inverted
 
 `--ensemble N` trains N networks in one run: the first exactly as `--seed S` alone would, network k
-re-seeded with S + 1000 k (initialisation, batch order, augmentation; the validation split stays
+re-seeded with S + 1000 k (initialisation, batch order, augmentation; a `--val-size` split stays
 S's), so the networks of runs with different seeds never coincide.
-The run's prediction is the mean of their class probabilities (toolkit.ensemble), on validation
-and test alike; the report gives each network's accuracy beside the ensemble's.
+The run's prediction is the mean of their class probabilities (toolkit.ensemble), on the test split
+and on a validation split if one is held out; the report gives each network's accuracy beside the
+ensemble's.
 
 For other tasks (the GAN's classifier score): `build_model(cfg)` returns the network; it takes
 float images in [0, 1] of shape (N, 1, 28, 28), normalises them itself (the training mean/std are
@@ -239,8 +241,10 @@ def ensemble_summary(cfg: Config, d, members: list[Net], ensemble: Ensemble, log
     vals_all = vals + [extra["val_accuracy"]] if val else [None] * len(names)
     rows = [{"": n, "validation accuracy": f"{v:.2%}" if v is not None else "-", "test accuracy": f"{t:.2%}"}
             for n, v, t in zip(names, vals_all, tests + [ens_test])]
+    if not val:  # trained on the whole training split: no validation column
+        rows = [{k: v for k, v in r.items() if k != "validation accuracy"} for r in rows]
     text = ("Each network alone and the ensemble, on the validation split (what a choice may be made on) and "
-            "on the test split:\n\n" + md_table(rows))
+            "on the test split:" if val else "Each network alone and the ensemble, on the test split:") + "\n\n" + md_table(rows)
     return extra, [("Ensemble", text)]
 
 
