@@ -263,7 +263,13 @@ def test_mnist_ensemble_is_the_mean_of_its_networks_and_its_first_is_the_single_
     out = tmp_path / "runs"
     assert main(["run", "mnist", "--quick", "--out", str(out / "one")]) == 0
     assert main(["run", "mnist", "--quick", "--ensemble", "2", "--out", str(out / "two")]) == 0
+    # on the whole training split (--val-size 0, the other profiles' default): the test split only
+    assert main(["run", "mnist", "--quick", "--ensemble", "2", "--val-size", "0", "--out", str(out / "whole")]) == 0
     data._loaded.clear()
+    (whole,) = list((out / "whole" / "mnist").iterdir())
+    section = (whole / "report.md").read_text().split("## Ensemble")[1].split("\n## ")[0]
+    assert "on the test split:" in section and "validation" not in section
+    assert "network_val_accuracy" not in json.loads((whole / "metrics.json").read_text())
     (one,), (two,) = (list((out / name / "mnist").iterdir()) for name in ("one", "two"))
     single, ens = mnist.load_classifier(one), mnist.load_classifier(two)
     assert isinstance(ens, Ensemble) and len(ens.members) == 2
