@@ -8,7 +8,7 @@ Model: flatten -> [linear-BN-ReLU-dropout] x depth -> linear. Recipe: on-device 
 a random erased square is an option, off in every profile), label smoothing, AdamW with a one-cycle
 lr, test-time mirror averaging.
 
-Profiles (`--profile`): `full` (the default on a GPU; aimed at >= 91.5% test accuracy, about 5 min
+Profiles (`--profile`): `full` (the default on a GPU; aimed at >= 91.5% test accuracy, about 6 min
 on a 2-core CPU), `cpu` (the default without one: >= 89% within 2 minutes on a 2-core CPU) and
 `quick` (a smoke test). Both were chosen on the validation split only (BENCHMARKS.md has the
 study: an MLP is not translation-equivariant, so shifted garments are a harder task for it; over
