@@ -40,26 +40,32 @@ def _cpu_kernels() -> str:
     return torch.backends.cpu.get_cpu_capability() + (", bf16" if cpu_has_bf16() else "")
 
 
+def dirty(root: Path) -> bool:
+    """Whether the checkout at `root` has uncommitted changes to tracked files other than the records
+    under benchmarks/results/ (a measurement writes its record there: one run after another in the
+    same checkout must not mark the next one's code as changed). False where git cannot tell."""
+    try:
+        return bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                    ":(exclude)benchmarks/results"], cwd=root, capture_output=True, text=True,
+                                   timeout=10).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 def environment() -> dict:
     """Where and with what this process measures: hardware, threads, library versions (those a run's
-    config.json records), git commit (with -dirty for uncommitted tracked changes), date, and the
-    machine's 1-minute load. Take it before the first run: the load then says whether it was quiet."""
+    config.json records), git commit (with -dirty when the code differs from it: see `dirty`), date,
+    and the machine's 1-minute load. Take it before the first run: the load then says whether it was quiet."""
     import torch
     from exoml.toolkit.runs import environment as run_environment
     env = run_environment()
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
-    root = Path(__file__).resolve().parents[1]
-    try:
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                    capture_output=True, text=True, timeout=10).stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        dirty = False
     sha = (env.get("git_sha") or "")[:12]
     return {
         "hardware": gpu or f"{_cpu_model()} ({_cpu_kernels()}), {os.cpu_count()} cores, no GPU",
         "threads": torch.get_num_threads(),
         "versions": {"python": env["python"], **env["versions"]},
-        "git_sha": sha + ("-dirty" if sha and dirty else ""),
+        "git_sha": sha + ("-dirty" if sha and dirty(Path(__file__).resolve().parents[1]) else ""),
         "date": time.strftime("%Y-%m-%d"),
         "load_at_start": round(os.getloadavg()[0], 2),
     }

@@ -108,3 +108,22 @@ def test_run_all_records_reach_the_docs(quick_record, tmp_path):
     assert json.loads((tmp_path / "measured.json").read_text())["iris"]["quick"]["row"] != "all-defaults"
     assert "Settings its profiles no longer have: `iris` (k 4, now 3)." in (tmp_path / "README.md").read_text()
     assert "- `iris` ran settings its profile no longer has: k 4, now 3" in (tmp_path / "BENCHMARKS.md").read_text()
+
+
+def test_a_record_is_dirty_only_when_the_code_changed(tmp_path):
+    """A record's commit gets -dirty for changed tracked files, not for the records a measurement
+    before it wrote under benchmarks/results/ in the same checkout."""
+    records = _script("records")
+    git = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "row.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    assert not records.dirty(tmp_path)
+    (tmp_path / "benchmarks" / "results" / "row.json").write_text('{"row": 1}')
+    (tmp_path / "new.py").write_text("untracked\n")
+    assert not records.dirty(tmp_path)
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert records.dirty(tmp_path)
