@@ -16,8 +16,8 @@ test evaluation, figures, report: everything the console command does after pars
 per-epoch history rows timestamped as they are logged; exoml's time to reach = the first epoch whose
 validation score (history.csv) is at least the reference's test score, if its final test score is too
 (a task without a per-epoch validation score: its whole run, if its final score reaches it). The image
-tasks train on their whole training split by default, so their rows hold out 5,000 images
-(`--val-size 5000`) for that validation score. The GAN
+tasks train on their whole training split by default, so the rows that read exoml's validation score
+hold out 5,000 images (`--val-size 5000`) for it. The GAN
 is compared at equal training time instead: the reference trains for as long as exoml's GAN trained,
 and both are scored by the same judge (an exoml mnist run trained first, not timed).
 

@@ -40,21 +40,27 @@ def _cpu_kernels() -> str:
     return torch.backends.cpu.get_cpu_capability() + (", bf16" if cpu_has_bf16() else "")
 
 
+NOT_CODE = ("benchmarks/results", "README.md", "BENCHMARKS.md", "src/exoml/measured.json")  # records, and the
+# docs make_docs.py writes from them: measuring, then rebuilding the docs, then measuring again changes no code
+
+
 def dirty(root: Path) -> bool:
-    """Whether the checkout at `root` has uncommitted changes to tracked files other than the records
-    under benchmarks/results/ (a measurement writes its record there: one run after another in the
-    same checkout must not mark the next one's code as changed). False where git cannot tell."""
+    """Whether the checkout at `root` has uncommitted changes to tracked files other than NOT_CODE (a
+    measurement writes its record under benchmarks/results/ and make_docs.py the docs from the records:
+    one run after another in the same checkout must not mark the next one's code as changed). False
+    where git cannot tell."""
     try:
         return bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                    ":(exclude)benchmarks/results"], cwd=root, capture_output=True, text=True,
-                                   timeout=10).stdout.strip())
+                                    *(f":(exclude){p}" for p in NOT_CODE)], cwd=root, capture_output=True,
+                                   text=True, timeout=10).stdout.strip())
     except (OSError, subprocess.SubprocessError):
         return False
 
 
 def environment() -> dict:
     """Where and with what this process measures: hardware, threads, library versions (those a run's
-    config.json records), git commit (with -dirty when the code differs from it: see `dirty`), date,
+    config.json records), git commit (with -dirty when tracked files other than the records and the
+    docs made from them differ from it: see `dirty`), date,
     and the machine's 1-minute load. Take it before the first run: the load then says whether it was quiet."""
     import torch
     from exoml.toolkit.runs import environment as run_environment

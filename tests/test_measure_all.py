@@ -112,7 +112,7 @@ def test_run_all_records_reach_the_docs(quick_record, tmp_path):
 
 def test_a_record_is_dirty_only_when_the_code_changed(tmp_path):
     """A record's commit gets -dirty for changed tracked files, not for the records a measurement
-    before it wrote under benchmarks/results/ in the same checkout."""
+    before it wrote under benchmarks/results/ in the same checkout, nor for the docs made from them."""
     records = _script("records")
     git = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
     (tmp_path / "benchmarks" / "results").mkdir(parents=True)
@@ -122,7 +122,11 @@ def test_a_record_is_dirty_only_when_the_code_changed(tmp_path):
     git("add", "-A")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
     assert not records.dirty(tmp_path)
+    (tmp_path / "README.md").write_text("docs\n")
+    git("add", "README.md")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "docs")
     (tmp_path / "benchmarks" / "results" / "row.json").write_text('{"row": 1}')
+    (tmp_path / "README.md").write_text("docs rebuilt from the records\n")
     (tmp_path / "new.py").write_text("untracked\n")
     assert not records.dirty(tmp_path)
     (tmp_path / "code.py").write_text("x = 2\n")

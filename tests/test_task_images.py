@@ -254,7 +254,8 @@ def test_mnist_training_changes_stroke_widths_when_asked(tmp_path, monkeypatch):
 def test_mnist_ensemble_is_the_mean_of_its_networks_and_its_first_is_the_single_run(tmp_path, monkeypatch, capsys):
     """--ensemble 2 trains two networks in one run: network 0 is exactly the run of the same seed
     alone, network 1 differs, the saved model predicts their mean probability, the metrics and the
-    report say how each network did, and `exoml predict` reads the ensemble's weights."""
+    report say how each network did (on the test split only when no validation split is held out), and
+    `exoml predict` reads the ensemble's weights."""
     from exoml.tasks.vision import mnist
     from exoml.toolkit.ensemble import Ensemble
     monkeypatch.setenv("EXOML_DATA", str(tmp_path / "data"))

@@ -4,9 +4,9 @@ the exercise is a DNN / MLP).
 Data: Fashion-MNIST, all 60,000 training images by default (the recipe picks nothing at run time: a
 fixed number of epochs and the last weights; `--val-size 5000` holds out the validation split its
 settings were chosen on) and the official 10,000 test images, 28x28 grey, 10 clothing classes.
-Model: flatten -> [linear-BN-ReLU-dropout] x depth -> linear. Recipe: on-device augmentation (a left-right mirror and 1-pixel shifts in the full recipe;
-a random erased square is an option, off in every profile), label smoothing, AdamW with a one-cycle
-lr, test-time mirror averaging.
+Model: flatten -> [linear-BN-ReLU-dropout] x depth -> linear. Recipe: on-device augmentation (a
+left-right mirror and 1-pixel shifts in the full recipe; a random erased square is an option, off in
+every profile), label smoothing, AdamW with a one-cycle lr, test-time mirror averaging.
 
 Profiles (`--profile`): `full` (the default on a GPU; aimed at >= 91.5% test accuracy, about 6 min
 on a 2-core CPU), `cpu` (the default without one: >= 89% within 2 minutes on a 2-core CPU) and

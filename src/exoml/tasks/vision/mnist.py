@@ -5,10 +5,9 @@ Data: MNIST, all 60,000 training images by default (the recipe picks nothing at 
 number of epochs and the last weights; `--val-size 5000` holds out a validation split to watch its
 curves) and the official 10,000 test images, 28x28 grey. Recipe: random rotation/zoom/shift as one
 batched affine warp, label smoothing, AdamW with a one-cycle learning rate (linear warm-up, linear
-decay to 0). The full recipe also
-draws half of the training digits with thinner or thicker strokes (`--stroke`), so that a digit
-written with a marker or printed in a bold font is read as well as a pen-drawn one
-(benchmarks/bench_digits.py measures that on digits that are not MNIST's).
+decay to 0). The full recipe also draws half of the training digits with thinner or thicker strokes
+(`--stroke`), so that a digit written with a marker or printed in a bold font is read as well as a
+pen-drawn one (benchmarks/bench_digits.py measures that on digits that are not MNIST's).
 
 Profiles (`--profile`): `full` (the default on a GPU), `cpu` (the default without one: seconds on
 a 2-core CPU) and `quick` (a smoke test); measured results are in BENCHMARKS.md.
@@ -223,8 +222,9 @@ def train_network(cfg: Config, d, device, run, k: int = 0) -> tuple[Net, list[di
 
 
 def ensemble_summary(cfg: Config, d, members: list[Net], ensemble: Ensemble, logits) -> tuple[dict, list]:
-    """The ensemble's validation accuracy and each network's validation and test accuracy: metrics
-    (val_accuracy is the ensemble's) and a report section. logits: the ensemble's on the test split."""
+    """Each network's test accuracy and, where a validation split is held out, each network's and the
+    ensemble's validation accuracy: metrics (val_accuracy is the ensemble's) and a report section.
+    logits: the ensemble's on the test split."""
     def accuracy(model, x, y, tta):  # as the metrics measure it: a share of the images, in float64
         logits = vision.predict_logits(model, x, tta, pad_mode="constant", precision=cfg.precision)
         return float((logits.argmax(1).cpu().numpy() == np.asarray(torch.as_tensor(y).cpu())).mean()) if len(y) else 0.0
@@ -238,13 +238,13 @@ def ensemble_summary(cfg: Config, d, members: list[Net], ensemble: Ensemble, log
                  "network_val_accuracy_mean": float(np.mean(vals))} if val else {})}
     ens_test = float((logits.argmax(1).cpu().numpy() == np.asarray(d.y_test)).mean()) if len(d.y_test) else 0.0
     names = [f"network {k} (seed {cfg.seed + 1000 * k})" for k in range(len(members))] + ["ensemble (mean probability)"]
-    vals_all = vals + [extra["val_accuracy"]] if val else [None] * len(names)
-    rows = [{"": n, "validation accuracy": f"{v:.2%}" if v is not None else "-", "test accuracy": f"{t:.2%}"}
-            for n, v, t in zip(names, vals_all, tests + [ens_test])]
-    if not val:  # trained on the whole training split: no validation column
-        rows = [{k: v for k, v in r.items() if k != "validation accuracy"} for r in rows]
-    text = ("Each network alone and the ensemble, on the validation split (what a choice may be made on) and "
-            "on the test split:" if val else "Each network alone and the ensemble, on the test split:") + "\n\n" + md_table(rows)
+    rows = [{"": n, "test accuracy": f"{t:.2%}"} for n, t in zip(names, tests + [ens_test])]
+    where = "on the test split"
+    if val:  # the validation column first: what a choice may be made on
+        rows = [{"": r[""], "validation accuracy": f"{v:.2%}", "test accuracy": r["test accuracy"]}
+                for r, v in zip(rows, vals + [extra["val_accuracy"]])]
+        where = "on the validation split (what a choice may be made on) and on the test split"
+    text = f"Each network alone and the ensemble, {where}:\n\n" + md_table(rows)
     return extra, [("Ensemble", text)]
 
 
