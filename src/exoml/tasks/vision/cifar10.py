@@ -33,7 +33,7 @@ import torch
 
 from . import airbench, common as vision, report
 from .page import image_page
-from ..contract import Headline, Profile, Reference, Task, Tuning
+from ..contract import Headline, Profile, Reference, Task
 from ...toolkit import loop
 from ...toolkit.train import pick_device, seed_everything
 
@@ -161,4 +161,4 @@ TASK = Task(
                         "Jordan, 94% on CIFAR-10 in 3.29 seconds, arXiv:2404.00498"),
     config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
     page=image_page(NAME, sys.modules[__name__], size=32, grey=False, mode="photo", canvas=False),
-    tuning=Tuning("val_accuracy", trial_settings={"val_size": 5000}), distributed=True, steady_shapes=True, export=export)
+    tuning=vision.TUNING, distributed=True, steady_shapes=True, export=export)

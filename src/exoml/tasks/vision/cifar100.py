@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from . import airbench, augment, common as vision, report
 from .page import image_page
-from ..contract import Headline, Profile, Reference, Task, Tuning
+from ..contract import Headline, Profile, Reference, Task
 from ...toolkit import loop, schedules
 from ...toolkit.train import make_loss, make_optimizer, pick_device, seed_everything
 
@@ -231,5 +231,4 @@ TASK = Task(
     reference=Reference("81.2% test accuracy (WRN-28-10)", 0.812, "Zagoruyko & Komodakis, BMVC 2016"),
     config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
     page=image_page(NAME, sys.modules[__name__], size=32, grey=False, mode="photo", canvas=False),
-    tuning=Tuning("val_accuracy", trial_settings={"val_size": 5000}), distributed=True, steady_shapes=True,
-    export=export)
+    tuning=vision.TUNING, distributed=True, steady_shapes=True, export=export)

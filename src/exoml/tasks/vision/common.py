@@ -20,12 +20,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..contract import Tuning
 from ...toolkit.config import Common
 from ...errors import ExomlError  # noqa: F401  (vision.ExomlError: what autocast raises)
 from ...toolkit.train import METRICS, autocast, cpu_has_bf16  # noqa: F401  (V.cpu_has_bf16: what auto means here)
 
 
 # ---------------------------------------------------------------- settings ------------
+
+# `exoml tune` of an image task: its recipes train on the whole training split (they pick nothing at
+# run time), so every trial holds out 5,000 images and is scored on them
+TUNING = Tuning("val_accuracy", trial_settings={"val_size": 5000})
 
 @dataclass
 class ImageCommon(Common):

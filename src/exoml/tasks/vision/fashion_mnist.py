@@ -30,7 +30,7 @@ import torch.nn as nn
 
 from . import augment, common as vision, report
 from .page import image_page
-from ..contract import Headline, Profile, Reference, Task, Tuning
+from ..contract import Headline, Profile, Reference, Task
 from ...toolkit import loop, schedules
 from ...toolkit.train import make_loss, make_optimizer, pick_device, seed_everything
 
@@ -167,4 +167,4 @@ TASK = Task(
     reference=Reference("87.7% (MLPClassifier, 100 hidden units)", 0.877, "Zalando Fashion-MNIST benchmark"),
     config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
     page=image_page(NAME, sys.modules[__name__], size=28, grey=True, mode="item", canvas=True),
-    tuning=Tuning("val_accuracy", trial_settings={"val_size": 5000}), distributed=True, export=export)
+    tuning=vision.TUNING, distributed=True, export=export)

@@ -43,7 +43,7 @@ import torch.nn as nn
 
 from . import augment, common as vision, report
 from .page import image_page
-from ..contract import Headline, Profile, Reference, Task, Tuning
+from ..contract import Headline, Profile, Reference, Task
 from ...toolkit import loop, schedules
 from ...toolkit.ensemble import Ensemble
 from ...toolkit.report import md_table
@@ -267,4 +267,4 @@ TASK = Task(
     reference=Reference("99.25% test accuracy (Keras mnist_cnn example)", 0.9925, "keras.io examples"),
     config=Config, profiles=PROFILES, run=run, predict=predict, add_predict_args=add_predict_args,
     page=image_page(NAME, sys.modules[__name__], size=28, grey=True, mode="digit", canvas=True),
-    tuning=Tuning("val_accuracy", trial_settings={"val_size": 5000}), distributed=True, export=export)
+    tuning=vision.TUNING, distributed=True, export=export)
