@@ -189,7 +189,7 @@ def run(cfg: Config, run) -> tuple[dict, str]:
              + (f" {cfg.ensemble} such networks (seeds {cfg.seed}, {cfg.seed} + 1000, ...) predict together: the mean "
                 f"of their class probabilities." if cfg.ensemble > 1 else ""))
     return report.conclude(run, cfg, NAME, "MNIST: CNN digit classifier", intro, model, d, history, logits,
-                      t_train, t_eval, cpu_s, sections, extra)
+                      t_train, t_eval, cpu_s, sections, extra, pad_mode="constant")
 
 
 def train_network(cfg: Config, d, device, run, k: int = 0) -> tuple[Net, list[dict]]:

@@ -21,9 +21,11 @@ from .common import Timer, config_from_run, nchw, predict_logits
 
 def conclude(run: Run, cfg, task: str, title: str, intro: str, model: nn.Module, d, history: list[dict],
              logits: torch.Tensor, train_timer: "Timer", eval_timer: "Timer", cpu_s: float,
-             sections: list[tuple[str, str]], extra_metrics: dict | None = None) -> tuple[dict, str]:
+             sections: list[tuple[str, str]], extra_metrics: dict | None = None,
+             pad_mode: str = "reflect") -> tuple[dict, str]:
     """Metrics, predictions, figures, weights and report.md text for a finished training run
-    (nothing on a torchrun rank other than 0: rank 0 writes the run folder)."""
+    (nothing on a torchrun rank other than 0: rank 0 writes the run folder). pad_mode: how the
+    task's test-time shifts fill the border (as its test predictions were made)."""
     if not run.writes:
         return {}, ""
     from ...toolkit.report import render
@@ -34,6 +36,10 @@ def conclude(run: Run, cfg, task: str, title: str, intro: str, model: nn.Module,
     metrics.update(extra_metrics or {})
     if history and "val_accuracy" in history[-1]:  # unless the task measured its own (an ensemble's)
         metrics.setdefault("val_accuracy", history[-1]["val_accuracy"])
+    tta_rows = tta_on_validation(model, d, cfg, pad_mode)
+    if tta_rows:
+        metrics["val_accuracy_by_tta"] = tta_rows
+        sections = [*sections, ("Test-time augmentation on validation", tta_section(tta_rows, cfg.tta))]
     metrics.update(epochs_run=history[-1]["epoch"] if history else 0, train_time_s=round(train_timer.seconds, 3),
                    eval_time_s=round(eval_timer.seconds, 3),
                    time_to_result_s=round(train_timer.seconds + eval_timer.seconds, 3),
@@ -48,6 +54,25 @@ def conclude(run: Run, cfg, task: str, title: str, intro: str, model: nn.Module,
                                                  ("Training", timing), ("Evaluation", f"{table}\n\n{figures}"),
                                                  ("Use it", f"`exoml predict {task} IMAGE --run {run.path}`")])
     return metrics, report
+
+
+def tta_on_validation(model: nn.Module, d, cfg, pad_mode: str) -> dict[str, float]:
+    """The final weights' validation accuracy under each test-time augmentation the task offers
+    (its Config's `tta` choices): where that choice may be made. {} without a validation split."""
+    import dataclasses
+    choices = next((f.metadata.get("choices", []) for f in dataclasses.fields(cfg) if f.name == "tta"), [])
+    if d.val is None or not len(d.val[1]) or len(choices) < 2:
+        return {}
+    y = np.asarray(torch.as_tensor(d.val[1]).cpu())
+    return {tta: float((predict_logits(model, d.val[0], tta, pad_mode=pad_mode, precision=cfg.precision)
+                        .argmax(1).numpy() == y).mean()) for tta in choices}
+
+
+def tta_section(rows: dict[str, float], used: str) -> str:
+    table = md_table([{"test-time augmentation": f"`{t}`" + (" (this run's)" if t == used else ""),
+                       "validation accuracy": f"{a:.2%}"} for t, a in rows.items()])
+    return ("The final weights on the validation split with each test-time augmentation (`--tta`): the split "
+            "such a choice is made on; the test split is scored with this run's only.\n\n" + table)
 
 
 # ---------------------------------------------------------------- explore -------------
