@@ -38,7 +38,7 @@ def conclude(run: Run, cfg, task: str, title: str, intro: str, model: nn.Module,
         metrics.setdefault("val_accuracy", history[-1]["val_accuracy"])
     tta_rows = tta_on_validation(model, d, cfg, pad_mode)
     if tta_rows:
-        metrics["val_accuracy_by_tta"] = tta_rows
+        metrics.update({f"val_accuracy_tta_{t}": a for t, a in tta_rows.items()})  # flat: records average numbers
         sections = [*sections, ("Test-time augmentation on validation", tta_section(tta_rows, cfg.tta))]
     metrics.update(epochs_run=history[-1]["epoch"] if history else 0, train_time_s=round(train_timer.seconds, 3),
                    eval_time_s=round(eval_timer.seconds, 3),
