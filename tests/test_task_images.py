@@ -99,6 +99,22 @@ def test_quick_run_end_to_end(trained, task):
         assert np.isclose(metrics["coarse_accuracy"], coarse)
 
 
+@pytest.mark.parametrize("task", TASKS)
+def test_validation_accuracy_under_each_test_time_augmentation(trained, task):
+    """The final weights are scored on the validation split under every --tta choice of the task
+    (where that choice may be made); without augmentation it is the history's last val_accuracy."""
+    import dataclasses
+    from exoml import tasks
+    cfg_cls = tasks.get(task).config
+    choices = next(f.metadata["choices"] for f in dataclasses.fields(cfg_cls) if f.name == "tta")
+    run = trained(task)
+    metrics = json.loads((run / "metrics.json").read_text())
+    by_tta = {k.removeprefix("val_accuracy_tta_"): v for k, v in metrics.items() if k.startswith("val_accuracy_tta_")}
+    assert sorted(by_tta) == sorted(choices) and all(0 <= v <= 1 for v in by_tta.values())
+    assert by_tta["none"] == pytest.approx(metrics["val_accuracy"], abs=1e-6)  # float32 there
+    assert "## Test-time augmentation on validation" in (run / "report.md").read_text()
+
+
 @pytest.mark.parametrize("task", ["mnist", "fashion-mnist", "cifar10"])
 def test_quick_run_learns(trained, task):
     """The generated classes are easy (bars / colours): well above chance (10%) even in a quick run."""
