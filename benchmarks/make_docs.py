@@ -201,15 +201,20 @@ def recipe_flags(record: dict) -> str:
 def pooled_notes(mine: list[dict], columns) -> list[str]:
     """One note per recipe measured in several rows over different seeds (the same task, profile and
     task flags): its figures over all those seeds together, with the hosts and commits they came
-    from. Rows that repeat a seed are not pooled (the group gets no note)."""
+    from. A row that repeats a seed already pooled (rows taken oldest first) stays out of the pool:
+    its seeds are another measurement of the same runs, not new ones."""
     groups: dict[tuple, list[dict]] = {}
     for r in mine:
         if r.get("task_flags") is not None and r.get("seeds"):
             groups.setdefault((r["task"], r["profile"], recipe_flags(r)), []).append(r)
     notes = []
-    for rows in groups.values():
-        seeds = [s for r in rows for s in r["seeds"]]
-        if len(rows) < 2 or len(set(seeds)) != len(seeds):
+    for group in groups.values():
+        rows, seeds = [], []
+        for r in sorted(group, key=lambda r: (r.get("date", ""), r["row"])):
+            if not set(r["seeds"]) & set(seeds):
+                rows.append(r)
+                seeds += r["seeds"]
+        if len(rows) < 2:
             continue
         rows = sorted(rows, key=lambda r: min(r["seeds"]))
         pooled = {"metrics": {}}
