@@ -90,12 +90,12 @@ class Config(Common):
     daily_batch_size: int = 32
     daily_epochs: int = 300            # protocol D: passes over the training days (fewer only when --daily-patience stops early)
     daily_patience: int = 10           # protocol D early stopping, as --patience (0: off); the best epoch is about the 5th
-    daily_ensemble: int = 5            # models with different seeds, forecasts averaged
+    daily_ensemble: int = 3            # models with different seeds, forecasts averaged (3 did as well as 5-20 on validation: BENCHMARKS.md)
     daily_refit: bool = True           # protocol D: train each model again for its early-stopped epochs on training + validation days
 
 
 PROFILES = {
-    "full": Profile({}, "protocols H and O (hourly LSTMs) and D (daily, 5-model ensemble) on all data"),
+    "full": Profile({}, "protocols H and O (hourly LSTMs) and D (daily, 3-model ensemble) on all data"),
     "cpu": Profile(dict(train_stride_h=3, layers=1, epochs=15, patience=4),
                    "one-layer LSTMs for H (every third training window) and O, up to 15 epochs"),
     "quick": Profile(dict(train_start="2009-09-01", val_weeks=4, train_stride_h=4, hidden=16, layers=1, epochs=2,
