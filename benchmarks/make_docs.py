@@ -202,7 +202,7 @@ def pooled_notes(mine: list[dict], columns) -> list[str]:
     """One note per recipe measured in several rows over different seeds (the same task, profile and
     task flags): its figures over all those seeds together, with the hosts and commits they came
     from. A row that repeats a seed already pooled (rows taken oldest first) stays out of the pool:
-    its seeds are another measurement of the same runs, not new ones."""
+    its seeds are not new seeds."""
     groups: dict[tuple, list[dict]] = {}
     for r in mine:
         if r.get("task_flags") is not None and r.get("seeds"):

@@ -5,10 +5,11 @@ Data: MNIST, all 60,000 training images by default (the recipe picks nothing at 
 number of epochs and the last weights; `--val-size 5000` holds out a validation split to watch its
 curves) and the official 10,000 test images, 28x28 grey. Recipe: random rotation/zoom/shift as one
 batched affine warp, label smoothing, AdamW with a one-cycle learning rate (linear warm-up, linear
-decay to 0); the test digits are scored as the mean of each image and its two 1-pixel diagonal
-shifts (`--tta translate`, chosen on validation). The full recipe also draws half of the training digits with thinner or thicker strokes
-(`--stroke`), so that a digit written with a marker or printed in a bold font is read as well as a
-pen-drawn one (benchmarks/bench_digits.py measures that on digits that are not MNIST's).
+decay to 0); a test digit's logits are averaged with the mean logits of its two 1-pixel diagonal
+shifts (`--tta translate`, chosen on validation). The full recipe also draws half of the training
+digits with thinner or thicker strokes (`--stroke`), so that a digit written with a marker or
+printed in a bold font is read as well as a pen-drawn one (benchmarks/bench_digits.py measures that
+on digits that are not MNIST's).
 
 Profiles (`--profile`): `full` (the default on a GPU), `cpu` (the default without one: seconds on
 a 2-core CPU) and `quick` (a smoke test); measured results are in BENCHMARKS.md.
@@ -73,7 +74,8 @@ class Config(vision.ImageCommon):
     stroke: float = 0.5              # share of training digits drawn 1 px thinner or 1-2 px thicker each side
     # translate: chosen on the 5,000 validation digits (both profiles, BENCHMARKS.md), as good or better on every seed
     tta: str = field(default="translate", metadata={
-        "help": "test-time augmentation: none | translate (the image and its 1-pixel diagonal shifts, averaged)",
+        "help": "test-time augmentation: none | translate (the logits averaged with those of the 1-pixel diagonal "
+                "shifts)",
         "choices": ["none", "translate"]})
     val_size: int = 0                # validation images carved from train, only watched (0: train on all 60,000)
     train_subset: int = 0            # use only this many training images (0: all; smoke runs)
