@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ class ImageCommon(Common):
     precision: str = field(default="auto", metadata={
         "help": "auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32) | bf16 | fp32",
         "choices": ["auto", "bf16", "fp32"]})
+    tta_pad: ClassVar[str] = "reflect"  # how test-time shifts (--tta) fill the border (not a setting: the task's)
 
 
 def config_from_run(config_cls, info: dict):

@@ -37,6 +37,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,7 @@ class Config(vision.ImageCommon):
         "help": "test-time augmentation: none | translate (the logits averaged with those of the 1-pixel diagonal "
                 "shifts)",
         "choices": ["none", "translate"]})
+    tta_pad: ClassVar[str] = "constant"  # shifted digits get black borders, as MNIST's background
     val_size: int = 0                # validation images carved from train, only watched (0: train on all 60,000)
     train_subset: int = 0            # use only this many training images (0: all; smoke runs)
     test_subset: int = 0             # evaluate on a fixed random N test images (0: all of the official test split)
@@ -182,7 +184,7 @@ def run(cfg: Config, run) -> tuple[dict, str]:
 
     # evaluate on the official test split
     with vision.Timer(device) as t_eval:
-        logits = vision.predict_logits(model, d.tx_test, cfg.tta, pad_mode="constant", precision=cfg.precision)
+        logits = vision.predict_logits(model, d.tx_test, cfg.tta, pad_mode=cfg.tta_pad, precision=cfg.precision)
     extra, sections = ({}, []) if cfg.ensemble == 1 or not run.writes else ensemble_summary(cfg, d, members, model,
                                                                                             logits)
     intro = (f"A compact CNN ({cfg.convs} conv layer(s) per stage, width {cfg.width}) trained on MNIST with the "
@@ -193,7 +195,7 @@ def run(cfg: Config, run) -> tuple[dict, str]:
              + (f" {cfg.ensemble} such networks (seeds {cfg.seed}, {cfg.seed} + 1000, ...) predict together: the mean "
                 f"of their class probabilities." if cfg.ensemble > 1 else ""))
     return report.conclude(run, cfg, NAME, "MNIST: CNN digit classifier", intro, model, d, history, logits,
-                      t_train, t_eval, cpu_s, sections, extra, pad_mode="constant")
+                      t_train, t_eval, cpu_s, sections, extra)
 
 
 def train_network(cfg: Config, d, device, run, k: int = 0) -> tuple[Net, list[dict]]:
@@ -230,7 +232,7 @@ def ensemble_summary(cfg: Config, d, members: list[Net], ensemble: Ensemble, log
     ensemble's validation accuracy: metrics (val_accuracy is the ensemble's) and a report section.
     logits: the ensemble's on the test split."""
     def accuracy(model, x, y, tta):  # as the metrics measure it: a share of the images, in float64
-        logits = vision.predict_logits(model, x, tta, pad_mode="constant", precision=cfg.precision)
+        logits = vision.predict_logits(model, x, tta, pad_mode=cfg.tta_pad, precision=cfg.precision)
         return float((logits.argmax(1).cpu().numpy() == np.asarray(torch.as_tensor(y).cpu())).mean()) if len(y) else 0.0
 
     val = d.val if d.val is not None and len(d.val[1]) else None

@@ -4,6 +4,7 @@ fields, weights and report.md text of a finished run), and one image classified 
 weights (load_classifier, classify, saliency: what `exoml predict` and `exoml serve` share)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -21,11 +22,9 @@ from .common import Timer, config_from_run, nchw, predict_logits
 
 def conclude(run: Run, cfg, task: str, title: str, intro: str, model: nn.Module, d, history: list[dict],
              logits: torch.Tensor, train_timer: "Timer", eval_timer: "Timer", cpu_s: float,
-             sections: list[tuple[str, str]], extra_metrics: dict | None = None,
-             pad_mode: str = "reflect") -> tuple[dict, str]:
+             sections: list[tuple[str, str]], extra_metrics: dict | None = None) -> tuple[dict, str]:
     """Metrics, predictions, figures, weights and report.md text for a finished training run
-    (nothing on a torchrun rank other than 0: rank 0 writes the run folder). pad_mode: how the
-    task's test-time shifts fill the border (as its test predictions were made)."""
+    (nothing on a torchrun rank other than 0: rank 0 writes the run folder)."""
     if not run.writes:
         return {}, ""
     from ...toolkit.report import render
@@ -36,7 +35,7 @@ def conclude(run: Run, cfg, task: str, title: str, intro: str, model: nn.Module,
     metrics.update(extra_metrics or {})
     if history and "val_accuracy" in history[-1]:  # unless the task measured its own (an ensemble's)
         metrics.setdefault("val_accuracy", history[-1]["val_accuracy"])
-    tta_rows = tta_on_validation(model, d, cfg, pad_mode)
+    tta_rows = tta_on_validation(model, d, cfg)
     if tta_rows:
         metrics.update({f"val_accuracy_tta_{t}": a for t, a in tta_rows.items()})  # flat: records average numbers
         sections = [*sections, ("Test-time augmentation on validation", tta_section(tta_rows, cfg.tta))]
@@ -56,16 +55,15 @@ def conclude(run: Run, cfg, task: str, title: str, intro: str, model: nn.Module,
     return metrics, report
 
 
-def tta_on_validation(model: nn.Module, d, cfg, pad_mode: str) -> dict[str, float]:
+def tta_on_validation(model: nn.Module, d, cfg) -> dict[str, float]:
     """The final weights' validation accuracy under each test-time augmentation the task offers
     (its Config's `tta` choices): where that choice may be made. {} without a validation split.
     Not timed: one pass per view (cifar10/100: 1 + 2 + 6 passes over the held-out images)."""
-    import dataclasses
     choices = next((f.metadata.get("choices", []) for f in dataclasses.fields(cfg) if f.name == "tta"), [])
     if d.val is None or not len(d.val[1]) or len(choices) < 2:
         return {}
     y = np.asarray(torch.as_tensor(d.val[1]).cpu())
-    return {tta: float((predict_logits(model, d.val[0], tta, pad_mode=pad_mode, precision=cfg.precision)
+    return {tta: float((predict_logits(model, d.val[0], tta, pad_mode=cfg.tta_pad, precision=cfg.precision)
                         .argmax(1).numpy() == y).mean()) for tta in choices}
 
 
