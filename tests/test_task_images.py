@@ -378,6 +378,44 @@ def test_cifar100_profiles_pick_their_arch_and_both_train(tmp_path, monkeypatch)
     assert "CIFAR-100: ResNet" in (run / "report.md").read_text()
 
 
+def test_resize_scales_images_and_the_airbench_net_takes_any_size():
+    from exoml.tasks.vision import airbench
+    x = torch.rand(2, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    small = augment.resize(x, 24)
+    assert small.shape == (2, 3, 24, 24) and small.is_contiguous(memory_format=torch.channels_last)
+    assert augment.resize(x, 0) is x and augment.resize(x, 32) is x
+    flat = torch.full((1, 3, 32, 32), 0.25)
+    assert torch.allclose(augment.resize(flat, 24), torch.full((1, 3, 24, 24), 0.25))
+    net = airbench.Net([8, 8, 8], classes=100).eval()
+    with torch.no_grad():  # the global max-pool is airbench's MaxPool2d(3) on the 3x3 map of a 32x32 image
+        body = net.layers[:-1](net.whiten(net.norm(x)))
+        assert body.shape[-2:] == (3, 3)
+        assert torch.equal(net.layers[-1](body), torch.nn.functional.max_pool2d(body, 3))
+        assert net(x).shape == net(small).shape == net(augment.resize(x, 28)).shape == (2, 100)
+
+
+def test_cifar100_progressive_resizing_trains_its_first_epochs_small(tmp_path, monkeypatch):
+    """--low-res 24 --low-res-epochs 1: the first epoch's batches are 24x24, every later batch, the
+    validation and the test images 32x32."""
+    from exoml.tasks.vision import airbench
+    sizes = []
+    forward = airbench.Net.forward
+    monkeypatch.setattr(airbench.Net, "forward", lambda self, x: sizes.append(x.shape[-1]) or forward(self, x))
+    monkeypatch.setenv("EXOML_DATA", str(tmp_path / "data"))
+    data._loaded.clear()
+    paths = [write_cifar_binary(tmp_path / "raw", n_per_class=6, hundred=True, n_test_per_class=2)[0]]
+    data.import_("cifar100", paths, subset=True)
+    try:
+        assert main(["run", "cifar100", "--quick", "--widths", "8", "8", "8", "--low-res", "24",
+                     "--low-res-epochs", "1", "--out", str(tmp_path / "runs")]) == 0
+    finally:
+        data._loaded.clear()
+    first_big = sizes.index(32)
+    assert first_big >= 4 and set(sizes[:first_big]) == {24} and set(sizes[first_big:]) == {32}, sizes
+    (run,) = list((tmp_path / "runs" / "cifar100").iterdir())
+    assert json.loads((run / "config.json").read_text())["config"]["low_res"] == 24
+
+
 def test_muon_keeps_filter_norm_and_descends():
     torch.manual_seed(0)
     true = torch.randn(8, 3, 3, 3)

@@ -2,7 +2,9 @@
 airbench94_muon): the fast CNN of cifar10, and of cifar100's CPU profile.
 
 Network: a frozen 2x2 conv initialised to whiten image patches (its bias trains for the first
-epochs), then three groups [conv-pool-BN-GELU-conv-BN-GELU], a max-pool and a linear head.
+epochs), then three groups [conv-pool-BN-GELU-conv-BN-GELU], a global max-pool and a linear head
+(a 32x32 image leaves a 3x3 map, airbench's MaxPool2d(3); the global pool also takes smaller
+images, for cifar100's progressive resizing).
 Optimizers: Muon for the 3x3 conv filters; Nesterov SGD (or another by name) with their own
 learning rates for the BatchNorm biases, the whitening bias and the head; the loss is summed over
 the batch, which the learning rates assume; every rate decays linearly to 0.
@@ -49,7 +51,7 @@ class Net(nn.Module):
         self.whiten.weight.requires_grad = False
         self.layers = nn.Sequential(nn.GELU(), ConvGroup(24, widths[0], bn_momentum),
                                     ConvGroup(widths[0], widths[1], bn_momentum),
-                                    ConvGroup(widths[1], widths[2], bn_momentum), nn.MaxPool2d(3))
+                                    ConvGroup(widths[1], widths[2], bn_momentum), nn.AdaptiveMaxPool2d(1))
         self.head = nn.Linear(widths[2], classes, bias=False)
         with torch.no_grad():
             self.head.weight /= self.head.weight.std()

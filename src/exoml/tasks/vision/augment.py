@@ -29,6 +29,15 @@ def translate(x: torch.Tensor, pad: int, mode: str = "reflect") -> torch.Tensor:
     return xp.gather(2, rows).gather(3, cols)
 
 
+def resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """The images scaled to size x size pixels (bilinear, antialiased when shrinking); 0: unchanged."""
+    if size <= 0 or x.shape[-2:] == (size, size):
+        return x
+    out = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return out.contiguous(memory_format=torch.channels_last) if x.is_contiguous(
+        memory_format=torch.channels_last) else out
+
+
 def affine(x: torch.Tensor, degrees: float, scale: float, shift: float) -> torch.Tensor:
     """Random rotation (+-degrees), zoom (1 +- scale) and shift (+- fraction of the side) per image,
     one grid_sample for the batch; outside pixels are 0 (the black MNIST background)."""

@@ -67,6 +67,10 @@ class Config(vision.ImageCommon):
     crop_pad: int = 4                # random crop of the image padded by this many pixels (reflect): cifar10's --translate
     flip: bool = True                # mirror: resnet a coin flip per image; airbench alternating (both ways every 2 epochs)
     cutmix: float = 0.5              # probability of CutMix per batch
+    low_res: int = field(default=0, metadata={"min": 0, "max": 32, "help": "progressive resizing: the first "
+                         "--low-res-epochs epochs train on images scaled to this many pixels a side (0: off)"})
+    low_res_epochs: int = field(default=0, metadata={"min": 0, "help": "epochs at --low-res; the later ones, the "
+                                "validation and the test at 32x32"})
     tta: str = field(default="flip", metadata={"help": "test-time augmentation",
                                                "choices": ["none", "flip", "flip_translate"]})
     val_size: int = 0                # validation images carved from train, only watched (0: train on all 50,000)
@@ -178,7 +182,10 @@ def run(cfg: Config, run) -> tuple[dict, str]:
             return augment.translate(augment.flip(xb) if cfg.flip else xb, cfg.crop_pad, mode="reflect"), yb
 
     def augment_batch(xb, yb, idx, epoch):
-        return augment.cutmix(flip_crop(xb, yb, idx, epoch)[0], yb, len(d.classes), cfg.cutmix)
+        xb = flip_crop(xb, yb, idx, epoch)[0]
+        if epoch <= cfg.low_res_epochs:  # progressive resizing: cheaper early epochs on smaller images
+            xb = augment.resize(xb, cfg.low_res)
+        return augment.cutmix(xb, yb, len(d.classes), cfg.cutmix)
 
     # train
     cpu0 = time.process_time()
