@@ -96,7 +96,10 @@ ROWS: dict[str, Row] = {
     "gan": Row("gan", "tf_dcgan", "TensorFlow DCGAN tutorial (in PyTorch), equal training time",
                "https://www.tensorflow.org/tutorials/generative/dcgan", "confident_share",
                "share of digits the judge classifies with confidence >= 0.9", history=None, equal_time=True,
-               exoml_small=("--quick", "--epochs", "1", "--n-train", "1280", "--n-eval", "500")),
+               exoml=("--conditional", "false"), exoml_small=("--quick", "--conditional", "false", "--epochs", "1",
+                                                               "--n-train", "1280", "--n-eval", "500"),
+               notes=("exoml's GAN unconditional, as the reference is (`--conditional false`; its default is "
+                      "class-conditional)",)),
     "electricity": Row("electricity", "electricity_weekly", "Brownlee's weekly encoder-decoder LSTM (univariate)",
                        "https://machinelearningmastery.com/how-to-develop-lstm-models-for-multi-step-time-series-"
                        "forecasting-of-household-power-consumption/", "D_test_rmse_kw",

@@ -87,7 +87,8 @@ def test_inception_score_is_the_number_of_classes_used_confidently_and_evenly():
 
 
 def test_gan_trains_measures_and_generates(tmp_path, capsys):
-    out, path = _gan_run(tmp_path)
+    """The plain unconditional DCGAN (--conditional false): free samples only."""
+    out, path = _gan_run(tmp_path, "--conditional", "false")
     assert json.loads((path / "status.json").read_text())["status"] == "complete"
     m = json.loads((path / "metrics.json").read_text())
     assert m["fid"] >= 0 and m["fid_floor_train_vs_test"] >= 0 and 0 <= m["confident_share"] <= 1
@@ -123,9 +124,11 @@ def test_gan_trains_measures_and_generates(tmp_path, capsys):
 
 
 def test_conditional_gan_draws_the_asked_digit(tmp_path, capsys):
-    out, path = _gan_run(tmp_path, "--conditional", "--loss", "hinge", "--lr-decay", "0.5", "--judge-min-accuracy", "0",
+    out, path = _gan_run(tmp_path, "--loss", "hinge", "--lr-decay", "0.5", "--judge-min-accuracy", "0",
                          judge_run=True)  # (a judge trained on 200 tiny digits: any accuracy is accepted here)
     m = json.loads((path / "metrics.json").read_text())
+    assert json.loads((path / "config.json").read_text())["config"]["conditional"] is True  # the default
+    assert "the judge reads the asked digit in" in (path / "report.md").read_text()
     assert "falling linearly to 0 over the last 50% of the steps" in (path / "report.md").read_text()
     assert m["judge"].startswith(f"mnist run {next((out / 'mnist').iterdir())} (") and not (path / "judge.safetensors").exists()
     assert 0 <= m["conditional_accuracy"] <= 1

@@ -9,20 +9,23 @@ resolution). D mirrors it with strided convs (LeakyReLU 0.2) and a linear logit.
 (or --loss hinge), Adam with betas (0.5, 0.999) as in Radford et al. 2016. Stabilisers, each a
 setting: spectral norm on D (bounds its slope, so G's gradients neither explode nor vanish),
 one-sided label smoothing (real target 0.9), and an EMA of G's weights with its BatchNorm
-statistics recomputed: the EMA generator is what is sampled and saved. `--conditional` gives G the
-one-hot digit and D a projection term (Miyato & Koyama 2018), for `exoml generate gan --digit 7`.
+statistics recomputed: the EMA generator is what is sampled and saved. Class-conditional by default:
+G also reads the one-hot digit and D adds a projection term (Miyato & Koyama 2018), so
+`exoml generate gan --digit 7` draws a chosen digit and the measured samples ask for each digit
+equally often; `--conditional false` is the plain unconditional DCGAN.
 
 Measured by the judge (a complete `mnist` run, or the mnist network trained here): FID on its
 penultimate features (n_eval generated vs test digits, next to a train-vs-test floor; a 128/256-d
 MNIST space, not Inception's: compare only runs with the same judge), the share of generated digits
 it classifies with confidence >= 0.9 (target >= 85%), and its class histogram (every digit 7-13%).
 
-Default recipe: width 16, depth 2, batch 64, Adam lr 1e-3 for G and D, EMA 0.999, both lrs falling
-linearly to 0 over the second half, 15 epochs; chosen in a CPU study (in fp32) by the judge's
-confidence and class shares only, never FID. Trained in bf16 autocast with channels_last where
---precision auto allows (CUDA, CPUs with native bf16). Measured results: BENCHMARKS.md.
+Default recipe: conditional, width 16, depth 2, batch 64, Adam lr 1e-3 for G and D, EMA 0.999, both
+lrs falling linearly to 0 over the second half, 15 epochs; chosen on CPU runs by the judge's
+confidence and class shares only (which need no test digits), never FID. Trained in bf16 autocast
+with channels_last where --precision auto allows (CUDA, CPUs with native bf16). Measured results:
+BENCHMARKS.md.
 
-    exoml run gan [--quick] [--conditional]
+    exoml run gan [--quick] [--conditional false]
     exoml generate gan --n 64 [--digit 7] [--run DIR]     # writes <run>/generated/<name>.png
 """
 from __future__ import annotations
@@ -52,7 +55,8 @@ NAME = "gan"
 
 @dataclass
 class Config(ImageCommon):
-    conditional: bool = field(default=False, metadata={"help": "class-conditional G and D (for generate --digit)"})
+    conditional: bool = field(default=True, metadata={"help": "class-conditional G and D: G draws the digit asked "
+                              "for (generate --digit); false: the plain unconditional DCGAN"})
     z_dim: int = 64             # length of the noise vector z
     width: int = 16             # channels of D's first conv; G uses 4w and 2w
     depth: int = 2              # extra 3x3 conv layers per resolution in G and D (0: the plain DCGAN)
@@ -233,7 +237,7 @@ def export(run_dir, info):
 # ---------------------------------------------------------------- generate ------------
 
 def add_generate_args(parser) -> None:
-    parser.add_argument("--digit", type=int, help="0-9: draw only this digit (needs a run trained with --conditional)")
+    parser.add_argument("--digit", type=int, help="0-9: draw only this digit (needs a conditional run, the default)")
     parser.add_argument("--n", type=int, default=64, help="how many digits (1-1000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
@@ -256,7 +260,7 @@ def draw(g: nn.Module, cfg: dict, n: int, digit: int | None = None, seed: int = 
         raise ExomlError(f"--digit must be between 0 and 9, got {digit}")
     if digit is not None and not cfg.get("conditional"):
         raise ExomlError("this run is an unconditional GAN, it cannot draw a chosen digit: "
-                         "train one with `exoml run gan --conditional`, or leave out --digit")
+                         "train one without `--conditional false`, or leave out --digit")
     device = next(g.parameters()).device
     rng = torch.Generator().manual_seed(seed)
     labels = None
@@ -288,7 +292,7 @@ def generate(args) -> int:
 
 TASK = Task(
     name=NAME, exercise="MNIST digit generation", dataset="mnist",
-    model="DCGAN (deeper: extra 3x3 convs), spectral norm in D, EMA of G's weights",
+    model="class-conditional DCGAN (deeper: extra 3x3 convs), spectral norm and a projection term in D, EMA of G's weights",
     headline=Headline("fid", "FID (judge's features)", higher_is_better=False),
     reference=Reference("DCGAN digits (no standard FID on MNIST)", None, "Radford et al., ICLR 2016"),
     config=Config, profiles=PROFILES, run=run, predict=None, add_predict_args=None,

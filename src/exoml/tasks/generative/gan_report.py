@@ -118,7 +118,10 @@ def write_up(cfg, metrics: dict, G, D, n: int, epochs: int, steps: int, share: n
          f"{m['n_reference']:,} test digits) against a real-vs-real floor of {m['fid_floor_train_vs_test']:.2f} "
          f"({m['n_reference']:,} training vs the same test digits). Confidence >= 0.9 for {m['confident_share']:.1%} "
          f"of generated digits (target >= 85%; real test digits: {m['confident_share_real_test']:.1%}). Share per "
-         f"digit (target 7%-13% each):\n\n" + report.md_table([{str(d): f"{s:.1%}" for d, s in enumerate(share)}])
+         f"digit (target 7%-13% each"
+         + (f"; G was asked for each digit equally often, and the judge reads the asked digit in "
+            f"{m['conditional_accuracy']:.1%} of them" if "conditional_accuracy" in m else "")
+         + "):\n\n" + report.md_table([{str(d): f"{s:.1%}" for d, s in enumerate(share)}])
          + f"\n\nInception-style score with the judge (exp of the mean KL divergence between each digit's class "
          f"probabilities and their average; 10 at most): {m['inception_score']:.2f} for the generated digits, "
          f"{m['inception_score_real_test']:.2f} for the real test digits. The judge's features and probabilities "
