@@ -93,7 +93,7 @@ ROWS: dict[str, Row] = {
     "imdb": Row("imdb", "imdb_bilstm", "keras-io bidirectional LSTM (2 epochs)",
                 "https://keras.io/examples/nlp/bidirectional_lstm_imdb/", "accuracy", "test accuracy", needs="keras",
                 exoml=("--profile", "cpu")),
-    "gan": Row("gan", "tf_dcgan", "TensorFlow DCGAN tutorial (in PyTorch), equal training time",
+    "gan": Row("gan", "tf_dcgan", "TensorFlow DCGAN tutorial (in PyTorch), both unconditional, equal training time",
                "https://www.tensorflow.org/tutorials/generative/dcgan", "confident_share",
                "share of digits the judge classifies with confidence >= 0.9", history=None, equal_time=True,
                exoml=("--conditional", "false"), exoml_small=("--quick", "--conditional", "false", "--epochs", "1",

@@ -136,6 +136,11 @@ def test_conditional_gan_draws_the_asked_digit(tmp_path, capsys):
         assert np.bincount(p["requested"], minlength=10).tolist() == [10] * 10
     assert main(["generate", "gan", "--digit", "7", "--n", "64", "--run", str(path)]) == 0
     assert (path / "generated" / "digit7-n64-seed0.png").is_file()
+    capsys.readouterr()
+    assert main(["generate", "gan", "--n", "20", "--run", str(path)]) == 0  # no --digit: 0-9 in turn, a column each
+    assert "digits 0-9 in turn" in capsys.readouterr().out
+    with Image.open(path / "generated" / "all-n20-seed0.png") as im:
+        assert im.size == (3 * (10 * 30 + 2), 3 * (2 * 30 + 2))
     assert main(["generate", "gan", "--digit", "12", "--run", str(path)]) == 2
     assert "--digit must be between 0 and 9" in capsys.readouterr().err
 

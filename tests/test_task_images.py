@@ -394,7 +394,7 @@ def test_resize_scales_images_and_the_airbench_net_takes_any_size():
         assert net(x).shape == net(small).shape == net(augment.resize(x, 28)).shape == (2, 100)
 
 
-def test_cifar100_progressive_resizing_trains_its_first_epochs_small(tmp_path, monkeypatch):
+def test_cifar100_progressive_resizing_trains_its_first_epochs_small(tmp_path, monkeypatch, capsys):
     """--low-res 24 --low-res-epochs 1: the first epoch's batches are 24x24, every later batch, the
     validation and the test images 32x32."""
     from exoml.tasks.vision import airbench
@@ -414,6 +414,13 @@ def test_cifar100_progressive_resizing_trains_its_first_epochs_small(tmp_path, m
     assert first_big >= 4 and set(sizes[:first_big]) == {24} and set(sizes[first_big:]) == {32}, sizes
     (run,) = list((tmp_path / "runs" / "cifar100").iterdir())
     assert json.loads((run / "config.json").read_text())["config"]["low_res"] == 24
+    assert "the first 1 epochs trained on 24x24 images" in (run / "report.md").read_text()
+    capsys.readouterr()
+    for flags, message in ((["--low-res", "24"], "go together"), (["--low-res", "8", "--low-res-epochs", "1"],
+                           "between 16 and 31"), (["--low-res", "24", "--low-res-epochs", "2"], "fewer than --epochs")):
+        assert main(["run", "cifar100", "--quick", *flags, "--out", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
 
 
 def test_muon_keeps_filter_norm_and_descends():

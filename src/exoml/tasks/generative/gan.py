@@ -87,7 +87,7 @@ class Config(ImageCommon):
     judge_n_train: int = 0      # training digits for that judge (0 = all)
 
 
-# quick: the plain DCGAN (depth 0), a short weight average, 6,400 digits: 800 steps, digit-like
+# quick: no extra convs (depth 0), a short weight average, 6,400 digits: 800 steps, digit-like
 # shapes in seconds to minutes on 2 cores; its judge is the mnist task's `cpu` network on 20,000 digits.
 PROFILES = {
     "full": Profile({}, "15 epochs on all 60,000 digits, judged by the project's MNIST CNN"),
@@ -271,7 +271,8 @@ def draw(g: nn.Module, cfg: dict, n: int, digit: int | None = None, seed: int = 
 
 def generate(args) -> int:
     """`exoml generate gan --n 64 [--digit 7]`: a grid of new digits from a run's EMA generator,
-    written to <run>/generated/<digitD|free>-n<N>-seed<S>.png."""
+    written to <run>/generated/<digitD|all|free>-n<N>-seed<S>.png (all: a conditional run's digits 0-9
+    in turn, a column each; free: an unconditional run's samples)."""
     if not 1 <= args.n <= 1000:
         raise ExomlError(f"--n must be between 1 and 1000, got {args.n}")
     if args.digit is not None and not 0 <= args.digit <= 9:
@@ -280,12 +281,14 @@ def generate(args) -> int:
     g, cfg = load_generator(path, info, train.pick_device(args.device))
     images = draw(g, cfg, args.n, args.digit, args.seed)
     from PIL import Image
-    big = tile(images, int(np.ceil(np.sqrt(args.n))))
-    out = path / "generated" / f"{'free' if args.digit is None else f'digit{args.digit}'}-n{args.n}-seed{args.seed}.png"
+    in_turn = cfg["conditional"] and args.digit is None  # digits 0-9 in turn: one column per digit
+    big = tile(images, 10 if in_turn and args.n >= 10 else int(np.ceil(np.sqrt(args.n))))
+    kind = f"digit{args.digit}" if args.digit is not None else "all" if in_turn else "free"
+    out = path / "generated" / f"{kind}-n{args.n}-seed{args.seed}.png"
     out.parent.mkdir(exist_ok=True)
     with atomic_path(out) as tmp:
         Image.fromarray(big).resize((big.shape[1] * 3, big.shape[0] * 3), Image.NEAREST).save(tmp, format="PNG")
-    what = f"digit {args.digit}" if args.digit is not None else "free samples"
+    what = f"digit {args.digit}" if args.digit is not None else "digits 0-9 in turn" if in_turn else "free samples"
     print(f"{args.n} generated digits ({what}) from {path}\ngrid: {out}")
     return 0
 

@@ -10,6 +10,9 @@ stride 2 between stages), global average pool, linear head; the last BatchNorm o
 at 0 so each block starts as the identity. Random crop (4 px reflect padding) + mirror, CutMix,
 label smoothing, Nesterov SGD with a one-cycle lr, test-time mirror averaging.
 `--arch airbench`: the network and optimizers of cifar10 (airbench.py) with 100 outputs.
+Either arch takes progressive resizing (`--low-res 24 --low-res-epochs N`): the first N epochs see
+the training images downscaled (24x24: 56% of the pixels); the later epochs, the validation and the
+test images are 32x32.
 bf16 autocast and channels_last on CUDA and on CPUs with native bf16 (`--precision auto`).
 
 Profiles (`--profile`): `full` (ResNet-18, 200 epochs with CutMix; the default with a GPU) and
@@ -34,6 +37,7 @@ import torch.nn.functional as F
 from . import airbench, augment, common as vision, report
 from .page import image_page
 from ..contract import Headline, Profile, Reference, Task
+from ...errors import ExomlError
 from ...toolkit import loop, schedules
 from ...toolkit.train import make_loss, make_optimizer, pick_device, seed_everything
 
@@ -148,7 +152,20 @@ def export(run_dir, info):
 
 # ---------------------------------------------------------------- run -----------------
 
+def check_low_res(cfg: Config) -> None:
+    """Progressive resizing needs both settings, some epochs left at 32x32 and images the airbench
+    net can still pool (16 pixels or more)."""
+    if bool(cfg.low_res) != bool(cfg.low_res_epochs):
+        raise ExomlError("--low-res and --low-res-epochs go together: give both, or neither")
+    if cfg.low_res and not 16 <= cfg.low_res < 32:
+        raise ExomlError(f"--low-res must be between 16 and 31 pixels, got {cfg.low_res}")
+    if cfg.low_res_epochs >= cfg.epochs:
+        raise ExomlError(f"--low-res-epochs must be fewer than --epochs ({cfg.epochs:g}): the last epochs train "
+                         f"at the 32x32 of the test, got {cfg.low_res_epochs}")
+
+
 def run(cfg: Config, run) -> tuple[dict, str]:
+    check_low_res(cfg)
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     torch.backends.cudnn.benchmark = True
@@ -215,6 +232,9 @@ def run(cfg: Config, run) -> tuple[dict, str]:
                  f"`{cfg.profile}` profile: {cfg.epochs:g} epochs at batch {cfg.batch_size}, random crop + mirror, "
                  f"CutMix probability {cfg.cutmix:g}, label smoothing {cfg.label_smoothing:g}, {cfg.optimizer} "
                  f"(Nesterov) with a one-cycle lr (peak {cfg.lr:g}), test-time augmentation `{cfg.tta}`.")
+    if cfg.low_res:
+        intro += (f" Progressive resizing: the first {cfg.low_res_epochs} epochs trained on {cfg.low_res}x{cfg.low_res} "
+                  f"images, the later ones at 32x32.")
     coarse = f"Superclass (coarse) accuracy, the fine prediction mapped to its superclass: {coarse_acc:.4f}."
     return report.conclude(run, cfg, NAME, title, intro, model, d, history, logits, t_train, t_eval,
                       cpu_s, [("Superclasses", coarse)], extra_metrics={"coarse_accuracy": coarse_acc})
