@@ -416,7 +416,7 @@ def test_cifar100_progressive_resizing_trains_its_first_epochs_small(tmp_path, m
     assert json.loads((run / "config.json").read_text())["config"]["low_res"] == 24
     assert "the first 1 epochs trained on 24x24 images" in (run / "report.md").read_text()
     capsys.readouterr()
-    for flags, message in ((["--low-res", "24"], "go together"), (["--low-res", "8", "--low-res-epochs", "1"],
+    for flags, message in ((["--low-res", "24", "--low-res-epochs", "0"], "go together"), (["--low-res", "8", "--low-res-epochs", "1"],
                            "between 16 and 31"), (["--low-res", "24", "--low-res-epochs", "2"], "fewer than --epochs")):
         assert main(["run", "cifar100", "--quick", *flags, "--out", str(tmp_path / "bad")]) == 2
         err = capsys.readouterr().err.strip()
