@@ -159,9 +159,21 @@ def restates_profile(task: str, profile: str, flags: list[str]) -> bool:
 
 def changed_settings(task: str, profile: str, settings: dict | None, flags: tuple[str, ...] = ()) -> dict[str, tuple]:
     """{setting: (the run's value, the value now)} where a run's settings (its config.json) differ from
-    what `--profile PROFILE FLAGS` takes as the code stands; settings only one side has are not
+    what `--profile PROFILE FLAGS` takes as the code stands. A setting the run predates counts as
+    its Config default (settings are added switched off), one it has that no longer exists is not
     compared. Empty for a record without settings (taken at its word) and for flags that no longer resolve."""
     now = _resolved(task, ("--profile", profile, *flags)) if flags else _profile_settings(task, profile)
     if not settings or now is None:
         return {}
-    return {k: (v, now[k]) for k, v in settings.items() if k in now and now[k] != v}
+    then = _defaults(task) | settings
+    return {k: (then[k], now[k]) for k in now if k in then and then[k] != now[k]}
+
+
+@functools.cache
+def _defaults(task: str) -> dict:
+    """The task's Config defaults, shaped as in a run's config.json."""
+    import dataclasses
+    from exoml import tasks
+    from exoml.toolkit.runs import _jsonable
+    return {f.name: _jsonable(f.default if f.default is not dataclasses.MISSING else f.default_factory())
+            for f in dataclasses.fields(tasks.get(task).config) if f.name not in NOT_SETTINGS}

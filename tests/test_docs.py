@@ -112,3 +112,19 @@ def test_flags_that_restate_a_profile_do_not_make_another_recipe():
     assert make_docs.recipe_flags({**record, "task_flags": "--profile cpu --val-size 0"}) == ""
     assert make_docs.recipe_flags({**record, "task_flags": "--profile cpu --val-size 5000"}) == "--val-size 5000"
     assert make_docs.recipe_flags({**record, "task_flags": "--no-such-flag 1"}) == "--no-such-flag 1"
+
+
+def test_a_setting_a_record_predates_counts_as_its_default():
+    """A run's config.json written before a setting existed ran with its default (settings are added
+    switched off): where the profile now sets another value, the record is out of date for it."""
+    import sys
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import records
+    finally:
+        sys.path.pop(0)
+    now = records.settings_of(__import__("exoml.tasks", fromlist=["get"]).get("cifar100").settings("cpu"))
+    before = {k: v for k, v in now.items() if k not in ("low_res", "low_res_share")}
+    assert records.changed_settings("cifar100", "cpu", before) == {"low_res": (0, 24), "low_res_share": (0.0, 0.47)}
+    assert records.changed_settings("cifar100", "cpu", now) == {}
+    assert records.changed_settings("cifar100", "cpu", {**now, "gone": 1}) == {}  # a setting that no longer exists

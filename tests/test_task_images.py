@@ -395,9 +395,15 @@ def test_resize_scales_images_and_the_airbench_net_takes_any_size():
 
 
 def test_cifar100_progressive_resizing_trains_its_first_epochs_small(tmp_path, monkeypatch, capsys):
-    """--low-res 24 --low-res-epochs 1: the first epoch's batches are 24x24, every later batch, the
-    validation and the test images 32x32."""
-    from exoml.tasks.vision import airbench
+    """--low-res 24 --low-res-share 0.5 of 2 epochs: the first epoch's batches are 24x24, every later
+    batch, the validation and the test images 32x32. The share follows --epochs."""
+    from exoml.tasks.vision import airbench, cifar100
+    cpu = cifar100.TASK.settings("cpu")
+    assert (cpu.low_res, cpu.epochs, cpu.low_res_epochs) == (24, 30, 14)
+    assert cifar100.TASK.settings("cpu", epochs=10).low_res_epochs == 5
+    assert cifar100.TASK.settings("cpu", epochs=1).low_res_epochs == 0
+    assert cifar100.TASK.settings("cpu", low_res=0).low_res_epochs == 0
+    assert cifar100.TASK.settings("full").low_res_epochs == 0
     sizes = []
     forward = airbench.Net.forward
     monkeypatch.setattr(airbench.Net, "forward", lambda self, x: sizes.append(x.shape[-1]) or forward(self, x))
@@ -407,7 +413,7 @@ def test_cifar100_progressive_resizing_trains_its_first_epochs_small(tmp_path, m
     data.import_("cifar100", paths, subset=True)
     try:
         assert main(["run", "cifar100", "--quick", "--widths", "8", "8", "8", "--low-res", "24",
-                     "--low-res-epochs", "1", "--out", str(tmp_path / "runs")]) == 0
+                     "--low-res-share", "0.5", "--out", str(tmp_path / "runs")]) == 0
     finally:
         data._loaded.clear()
     first_big = sizes.index(32)
@@ -416,11 +422,11 @@ def test_cifar100_progressive_resizing_trains_its_first_epochs_small(tmp_path, m
     assert json.loads((run / "config.json").read_text())["config"]["low_res"] == 24
     assert "the first 1 epochs trained on 24x24 images" in (run / "report.md").read_text()
     capsys.readouterr()
-    for flags, message in ((["--low-res", "24", "--low-res-epochs", "0"], "go together"), (["--low-res", "8", "--low-res-epochs", "1"],
-                           "between 16 and 31"), (["--low-res", "24", "--low-res-epochs", "2"], "fewer than --epochs")):
+    for flags, message in ((["--low-res", "8"], "must be 0 (off) or 16 to 31"), (["--low-res-share", "1"], "< 1")):
         assert main(["run", "cifar100", "--quick", *flags, "--out", str(tmp_path / "bad")]) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "bad").exists()  # refused before any run folder
 
 
 def test_muon_keeps_filter_norm_and_descends():
@@ -637,3 +643,20 @@ def test_outside_mnist_digits_benchmark(trained, tmp_path):
     assert all(0 <= m[k]["mean"] <= 1 for k in m if k.startswith("accuracy"))
     with pytest.raises(SystemExit):  # a variant of the recipe must be named
         bench.main(["--train", "quick", "--results", str(tmp_path), "--", "--stroke", "0"])
+
+
+def test_resume_keeps_a_runs_settings_where_its_profile_has_gained_one(tmp_path):
+    """A run folder written before a setting existed resumes with the Config's default for it (off),
+    not the value its profile has since: cifar100 cpu runs without low_res resume at 32x32."""
+    import dataclasses
+    from exoml.runner import task_config
+    from exoml.tasks.vision import cifar100
+    settings = dataclasses.asdict(cifar100.TASK.settings("cpu"))
+    del settings["low_res"], settings["low_res_share"]
+    run = tmp_path / "cifar100" / "20260101-000000"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"task": "cifar100", "config": settings}))
+    (run / "status.json").write_text(json.dumps({"status": "interrupted"}))
+    (run / "checkpoint.safetensors").write_bytes(b"")  # only its presence is checked here
+    _, cfg = task_config("cifar100", ["--resume", str(run)])
+    assert cfg.profile == "cpu" and cfg.epochs == 30 and cfg.low_res == 0 and cfg.low_res_epochs == 0

@@ -100,9 +100,9 @@ def task_config(name: str, argv: list[str], prog: str = "exoml run", defaults: d
     given = vars(parser.parse_args(argv))
     resume = given.pop("resume", None)
     profiles = task.profile_settings(default_profile(task))
-    if resume is not None:  # the run's own settings, nothing else
-        _interrupted_run(name, resume)
-        cfg = build_config(task.config, {}, profiles, str(resume / "config.json"))
+    if resume is not None:  # the run's own settings, nothing else: not even its profile's, where a
+        _interrupted_run(name, resume)  # setting added after the run started takes the Config's default
+        cfg = build_config(task.config, {}, None, str(resume / "config.json"))
         cfg.out = str(resume.parent.parent)
         cfg.resume = resume  # not a setting: tells execute() to reopen this folder
         return task, cfg
