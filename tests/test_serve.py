@@ -149,9 +149,11 @@ def test_electricity_day_of_the_test_period(client):
 
 
 def test_gan_grid_with_the_judges_verdicts(client):
-    body = answer(client.post("/t/gan", data={"n": "6", "seed": "1"}))
+    body = answer(client.post("/t/gan", data={"digit": "all", "n": "6", "seed": "1"}))  # a conditional run
     assert "the judge is confident" in body and body.count("<tr>") == 1 + 6
     assert "6 generated digits" in body
+    body = answer(client.post("/t/gan", data={"digit": "7", "n": "3", "seed": "1"}))
+    assert "3 generated digits (asked: 7)" in body
 
 
 def test_summary_and_run_report_link_the_runs_plots(client, runs):
@@ -209,8 +211,8 @@ BAD = [
     ("kddcup", {"data": {"records": ""}, "files": {"csv": ("r.exe", b"x", "application/octet-stream")}}, 415,
      "must be one of"),
     ("electricity", {"data": {"day": "2031-01-01"}}, 400, "not one of the choices"),
-    ("gan", {"data": {"n": "0", "seed": "0"}}, 400, "outside the accepted range"),
-    ("gan", {"data": {"n": "2.5", "seed": "0"}}, 400, "not a whole number"),
+    ("gan", {"data": {"digit": "all", "n": "0", "seed": "0"}}, 400, "outside the accepted range"),
+    ("gan", {"data": {"digit": "all", "n": "2.5", "seed": "0"}}, 400, "not a whole number"),
 ]
 
 
