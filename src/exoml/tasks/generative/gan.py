@@ -269,6 +269,11 @@ def draw(g: nn.Module, cfg: dict, n: int, digit: int | None = None, seed: int = 
     return sample(g, torch.randn(n, cfg["z_dim"], generator=rng).to(device), labels)
 
 
+def grid_columns(cfg: dict, n: int, digit: int | None) -> int:
+    """Columns of a grid of n drawn digits: a conditional run's digits 0-9 in turn get a column each."""
+    return min(n, 10) if cfg.get("conditional") and digit is None else int(np.ceil(np.sqrt(n)))
+
+
 def generate(args) -> int:
     """`exoml generate gan --n 64 [--digit 7]`: a grid of new digits from a run's EMA generator,
     written to <run>/generated/<digitD|all|free>-n<N>-seed<S>.png (all: a conditional run's digits 0-9
@@ -282,7 +287,7 @@ def generate(args) -> int:
     images = draw(g, cfg, args.n, args.digit, args.seed)
     from PIL import Image
     in_turn = cfg["conditional"] and args.digit is None  # digits 0-9 in turn: one column per digit
-    big = tile(images, 10 if in_turn and args.n >= 10 else int(np.ceil(np.sqrt(args.n))))
+    big = tile(images, grid_columns(cfg, args.n, args.digit))
     kind = f"digit{args.digit}" if args.digit is not None else "all" if in_turn else "free"
     out = path / "generated" / f"{kind}-n{args.n}-seed{args.seed}.png"
     out.parent.mkdir(exist_ok=True)

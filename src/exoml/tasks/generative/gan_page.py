@@ -40,7 +40,7 @@ def gan_page() -> Page:
         n, seed = int(inputs["n"]), int(inputs["seed"])
         digit = None if inputs.get("digit", "all") == "all" else int(inputs["digit"])
         images = gan.draw(g, cfg, n, digit, seed)
-        cols = 10 if cfg.get("conditional") and digit is None else int(np.ceil(np.sqrt(n)))
+        cols = gan.grid_columns(cfg, n, digit)
         out = [Picture(f"{n} generated digit{'s' * (n != 1)}" + (f" (asked: {digit})" if digit is not None else ""),
                        png_of_array(upscale(tile(images, cols), 3)), pixelated=True,
                        caption="read left to right, top to bottom" + (
