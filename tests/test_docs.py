@@ -128,3 +128,17 @@ def test_a_setting_a_record_predates_counts_as_its_default():
     assert records.changed_settings("cifar100", "cpu", before) == {"low_res": (0, 24), "low_res_share": (0.0, 0.47)}
     assert records.changed_settings("cifar100", "cpu", now) == {}
     assert records.changed_settings("cifar100", "cpu", {**now, "gone": 1}) == {}  # a setting that no longer exists
+
+
+def test_the_readme_row_is_the_default_recipe_else_the_cpu_profile():
+    """A task whose full recipe has no record shows its cpu profile's row, whatever other rows
+    (validation studies, variants) are newer or sort first."""
+    pick = _script("make_docs").headline_record
+    rec = lambda row, profile, date: {"row": row, "task": "cifar100", "profile": profile, "date": date}  # noqa: E731
+    recs = {r["row"]: r for r in (rec("cifar100-cpu-val5000", "cpu", "2026-12-08"), rec("cifar100-cpu", "cpu", "2026-12-07"),
+                                  rec("cifar100-quick", "quick", "2026-12-09"))}
+    assert pick("cifar100", recs)["row"] == "cifar100-cpu"
+    recs["cifar100-full"] = rec("cifar100-full", "full", "2026-12-01")
+    assert pick("cifar100", recs)["row"] == "cifar100-full"
+    del recs["cifar100-cpu"], recs["cifar100-full"]
+    assert pick("cifar100", recs)["row"] == "cifar100-cpu-val5000"

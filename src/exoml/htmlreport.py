@@ -126,7 +126,7 @@ def _summary_row(task, run: Path) -> dict:
     key, value = headline(metrics, task)
     if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
         raise ValueError(f"its headline {key!r} is {value!r}, not a number")
-    profile = cfg.get("profile") or ("quick" if cfg.get("quick") else task.default_profile)  # older runs: quick flag
+    profile = cfg.get("profile") or ("quick" if cfg.get("quick") else task.default_profile)  # a config.json with a `quick` flag
     return {"task": task.name, "model": task.model, "metric": task.headline.label, "value": value,
             "seed": cfg.get("seed"), "profile": profile, "time_s": metrics.get("elapsed_s"),
             "hardware": metrics.get("device") or env.get("processor", ""), "run": run.name,

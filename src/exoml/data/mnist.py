@@ -80,7 +80,7 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 
 # Hashes: sha256 of the official .gz files, as pinned by tensorflow-datasets (url_checksums/mnist.txt,
 # fashion_mnist.txt) and keras. Debian re-wrapped Fashion-MNIST's gzip headers, so import that copy.
-_MNIST_BASE = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # the original host yann.lecun.com now refuses bots
+_MNIST_BASE = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # the original host yann.lecun.com refuses bots
 _FASHION_BASE = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 
 

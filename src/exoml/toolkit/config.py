@@ -259,7 +259,7 @@ def build_config(cls, given: dict, profiles: dict[str, dict] | None = None, conf
             raise ConfigError(f"config file {config_file}: its \"config\" entry must be a JSON object of settings")
         loaded = dict(loaded)
         loaded.pop("out", None)  # where to write stays a flag
-        if loaded.pop("quick", False) is True:  # a run folder written before --quick became a profile
+        if loaded.pop("quick", False) is True:  # a config.json with `quick: true` instead of a profile
             loaded["profile"] = "quick"
     given = dict(given)
     if given.pop("quick", False) is True:

@@ -98,7 +98,7 @@ class Config(vision.ImageCommon):
 # cifar10's airbench recipe (its learning rates, decay, smoothing, augmentation) made wider and
 # longer for 100 classes, its first 14 of 30 epochs on 24x24 images (progressive resizing: the same
 # validation accuracy for about 0.8 of the training time). ResNet-18 trains 140-170 images/s on a
-# 2-core CPU (bf16), so an hour would be only 11-13 of its epochs.
+# 2-core CPU, so an hour would be only 10-12 of its epochs.
 CPU = dict(arch="airbench", widths=[96, 256, 384], epochs=30, batch_size=1000, label_smoothing=0.2, lr=0.053,
            momentum=0.85, weight_decay=2e-6, crop_pad=2, cutmix=0.0, tta="flip_translate", low_res=24, low_res_share=0.47)
 PROFILES = {
