@@ -495,3 +495,41 @@ def test_imdb_refuses_a_subset_too_small_to_split(tmp_path, capsys):
     assert main(["run", "imdb", "--quick", "--out", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("exoml: error: imdb needs at least 40 training reviews"), err
+
+
+def test_electricity_daily_update_trains_only_on_weeks_already_observed(trained, monkeypatch):
+    """--daily-update: walking forward, each member trains on every origin whose target week is over
+    before the week it forecasts next (validation and test walks alike), the week just observed
+    included; the saved walk-forward forecasts reproduce the validation metric."""
+    from exoml.tasks.timeseries import electricity_protocols
+    ref, _ = trained("electricity")
+    monkeypatch.setenv("EXOML_DATA", str(_home(ref)))
+    data._loaded.clear()
+    real_fit, updates = electricity_protocols.loop.fit, []
+
+    def spy(model, x, y, *args, **kw):
+        if "week" in kw.get("desc", ""):
+            updates.append((kw["desc"], x.numpy().copy()))
+        return real_fit(model, x, y, *args, **kw)
+    monkeypatch.setattr(electricity_protocols.loop, "fit", spy)
+    out = ref.parent.parent / "update"
+    try:
+        assert main(["run", "electricity", "--quick", "--out", str(out), *electricity_flags()[:-3], "--protocols", "D",
+                     "--daily-update", "2"]) == 0
+    finally:
+        data._loaded.clear()
+    (run,) = list((out / "electricity").iterdir())
+    d = np.load(run / "predictions_daily.npz", allow_pickle=False)
+    m = json.loads((run / "metrics.json").read_text())
+    days = pd.date_range("2010-01-01", periods=72, freq="D")
+    day = lambda t: int(days.get_loc(pd.Timestamp(t)))  # noqa: E731
+    # 2 members x (1 validation update before its second Sunday + 1 test update before the second test week)
+    val2, test2 = day(d["val_week_start"][1]), day(d["week_start"][1])
+    assert [desc for desc, _ in updates] == ["electricity D0 week 2", "electricity D0 week 2",
+                                             "electricity D1 week 2", "electricity D1 week 2"]
+    for (_, known), forecast_day in zip(updates, [val2, test2] * 2):
+        assert known.max() + 7 == forecast_day           # the week that just ended is in, nothing later
+        assert len(np.unique(known)) == len(known)
+    assert np.isclose(np.sqrt(((d["val_weeks_pred_kw"] - d["val_weeks_true_kw"]) ** 2).mean()),
+                      m["D_val_weeks_rmse_kw"])
+    assert "trains 2 more epoch(s)" in (run / "report.md").read_text()
