@@ -532,4 +532,4 @@ def test_electricity_daily_update_trains_only_on_weeks_already_observed(trained,
         assert len(np.unique(known)) == len(known)
     assert np.isclose(np.sqrt(((d["val_weeks_pred_kw"] - d["val_weeks_true_kw"]) ** 2).mean()),
                       m["D_val_weeks_rmse_kw"])
-    assert "trains 2 more epoch(s)" in (run / "report.md").read_text()
+    assert "trains 2 more epochs, from where it is" in (run / "report.md").read_text()

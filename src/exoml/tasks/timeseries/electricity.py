@@ -26,8 +26,8 @@ naive forecasts on the same hours, and the published 0.619 kW (an LSTM reading t
 Model: LSTM encoder over the input window -> linear layer -> all horizon steps at once (direct
 multi-output), MSE loss, Adam, early stopping on the validation loss; D averages a few seeds, each
 trained again for its early-stopped number of epochs on all the days before the test (`--daily-refit`);
-with `--daily-update N`, walking forward, each member first trains N more epochs on every week
-observed by then (the published models stay fixed).
+with `--daily-update N`, walking forward, each member first trains N more epochs on all the days
+observed by then, training days and past weeks alike (the published models stay fixed).
 
 Measured results: BENCHMARKS.md. `exoml run electricity --quick` runs in seconds (from 2009-09-01:
 H and D test 2010, O's training year runs to 2010-09-01 and it tests the rest).
@@ -94,7 +94,7 @@ class Config(Common):
     daily_patience: int = 10           # protocol D early stopping, as --patience (0: off); the best epoch is about the 6th
     daily_ensemble: int = 3            # models with different seeds, forecasts averaged (3 did as well as 5-20 on validation: BENCHMARKS.md)
     daily_refit: bool = True           # protocol D: train each model again for its early-stopped epochs on training + validation days
-    daily_update: int = field(default=0, metadata={"min": 0})  # protocol D walk-forward: epochs on every week observed so far before each week's forecast (0: fixed models, as published; 1-4 raised the validation walk-forward RMSE by 20-39 kW: BENCHMARKS.md)
+    daily_update: int = field(default=0, metadata={"min": 0})  # protocol D walk-forward: N more epochs on all days observed so far (training days and past weeks) before each week's forecast; the saved daily models are then the walk's last (0: fixed, as published; 1, 2 and 4 raised the validation walk-forward RMSE by 20-39 kW: BENCHMARKS.md)
 
 
 PROFILES = {

@@ -204,8 +204,10 @@ def protocol_d(cfg, run, device, model_cls, days, day_imputed, val_start, test_s
            f"trained again from the same seed on all the days before the test, as the published models train on all three years. The "
            f"validation RMSE is the first fits' (out of sample)" if refit_epochs else
            " (the published models train on all three years)")
-        + (f". Walking forward, before each week's forecast each model trains {cfg.daily_update} more epoch(s), "
-           f"from where it is, on every daily origin whose target week is over by then (the published models stay fixed)" if cfg.daily_update else "")
+        + (f". Walking forward, before each week's forecast each model trains {cfg.daily_update} more "
+           f"epoch{'s' if cfg.daily_update > 1 else ''}, "
+           f"from where it is, on every daily origin whose target week is over by then (the published models stay fixed; "
+           f"the saved daily models are the weights at the walk's end)" if cfg.daily_update else "")
         + f". The same walk-forward over the {len(val_sundays)} validation weeks (the first fits"
         + (", updated likewise" if cfg.daily_update else ", fixed") + "): "
         f"RMSE {out['D_val_weeks_rmse_kw']:.1f} kW. Published: naive "
