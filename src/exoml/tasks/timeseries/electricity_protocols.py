@@ -125,8 +125,8 @@ def protocol_d(cfg, run, device, model_cls, days, day_imputed, val_start, test_s
     # all the days before the test, as the published models train on all three years
     before_test = split_origins(days.index, cfg.window_d, HORIZON_D, test_start, test_start, cfg.train_start or None)
     refit_xy = pairs(before_test["train"])  # every origin whose whole target week ends before the test
-    every_origin = np.arange(cfg.window_d, len(days) - HORIZON_D + 1)
-    every_origin = every_origin[days.index[every_origin - cfg.window_d] >= pd.Timestamp(cfg.train_start or days.index[0])]
+    every_origin = split_origins(days.index, cfg.window_d, HORIZON_D, pd.Timestamp.max, pd.Timestamp.max,
+                                 cfg.train_start or None)["train"]  # the walk's updates pick the observed ones
 
     def walk_forward(model, origins, m, seen):
         """Forecast each origin in turn, a week apart, from the actual days before it. With --daily-update
@@ -157,7 +157,8 @@ def protocol_d(cfg, run, device, model_cls, days, day_imputed, val_start, test_s
         history = fit_best(model, *xy["train"], xy["val"], window, cfg.daily_lr, cfg.daily_batch_size,
                            cfg.daily_epochs, cfg.daily_patience, cfg, run, gm, f"D{m}")
         val_preds.append(forecast_kw(model, xy["val"][0]))
-        val_walk.append(walk_forward(copy.deepcopy(model), val_sundays, m, len(xy["train"][0])))
+        walker = copy.deepcopy(model) if cfg.daily_update else model  # updates must not reach the refit-less test walk
+        val_walk.append(walk_forward(walker, val_sundays, m, len(xy["train"][0])))
         if cfg.daily_refit:
             best_epoch = min(history, key=lambda row: row["val_loss"])["epoch"]
             model, gm = new_member(m)
