@@ -8,6 +8,7 @@ prose around them is edited by hand. Every figure in those parts comes from a re
 benchmarks/results/ (written by benchmarks/measure.py; the side-by-side comparison's in
 benchmarks/results/peers/, written by benchmarks/bench_peers.py; `exoml run all`'s in
 benchmarks/results/all/, written by benchmarks/measure_all.py), so a figure cannot drift from its record.
+README.md's targets table judges the records against benchmarks/targets.py.
 """
 from __future__ import annotations
 
@@ -290,8 +291,10 @@ def blocks(recs: dict[str, dict], run_all: list[dict], peers: Path | None = None
     """{file: {generated block name: its content}}; `run_all`: the `exoml run all` records
     (measure_all.py); `peers`: the folder of the side-by-side records."""
     import measure_all
+    import targets
     peers_headline, peers_table = peers_blocks(peers if peers is not None else records.RESULTS / "peers")
-    return {"README.md": {"results": readme_table(recs), "run-all": measure_all.headline(run_all),
+    return {"README.md": {"results": readme_table(recs), "targets": targets.table(recs),
+                          "run-all": measure_all.headline(run_all),
                           "quick": quick_table(recs), "peers": peers_headline},
             "BENCHMARKS.md": {"run-all": measure_all.table(run_all)}
             | {f"results:{task}": task_table(task, recs) for task in shown()} | {"peers": peers_table}}

@@ -129,3 +129,23 @@ def test_unknown_row_is_a_usage_error():
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_peers.py"), "--rows", "nope"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_the_goal_column_says_met_or_by_how_much_it_missed():
+    """Met: exoml ends higher and reaches the reference's score in a third of its time or less; a row
+    that cannot run here (airbench94 without a GPU) is listed as not measured, not left out."""
+    bench = _script("bench_peers")
+    row = lambda ex, ref, reach, higher=True: {  # noqa: E731
+        "row": "r", "status": "measured", "metric": {"higher_is_better": higher},
+        "reference": {"value": ref}, "exoml": {"value": ex}, "ratios": {"reach": reach}}
+    assert bench.goal(row(0.99, 0.98, 3.0)) == "met"
+    assert bench.goal(row(0.99, 0.98, 1.6)) == "**missed**: 1.6× sooner"
+    assert bench.goal(row(0.99, 0.98, 1 / 16)) == "**missed**: 16× longer"
+    assert bench.goal(row(0.97, 0.98, None)) == "**missed**: does not end higher"
+    assert bench.goal(row(350.0, 398.0, 3.7, higher=False)) == "met"
+    assert bench.goal(row(0.87, 0.22, None)) == "met (higher at equal time)"  # the GAN: equal training time
+    gpu = {"row": "cifar10-airbench", "status": "not measured: no GPU", "reference": {"name": "airbench94"}}
+    assert bench.goal(gpu) == "—"
+    assert "`cifar10-airbench`, airbench94: not measured: no GPU." in bench.headline([row(0.99, 0.98, 3.0) | {
+        "task": "x", "hardware": "CPU", "threads": 2, "reference": {"value": 0.98, "name": "n", "seconds": 1.0},
+        "exoml": {"value": 0.99, "seconds": 1.0}, "metric": {"higher_is_better": True, "kind": "pct2"}}, gpu])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -12,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _script(name: str):
     spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # a dataclass looks its module up there
     spec.loader.exec_module(module)
     return module
 
@@ -142,3 +144,36 @@ def test_the_readme_row_is_the_default_recipe_else_the_cpu_profile():
     assert pick("cifar100", recs)["row"] == "cifar100-full"
     del recs["cifar100-cpu"], recs["cifar100-full"]
     assert pick("cifar100", recs)["row"] == "cifar100-cpu-val5000"
+
+
+def test_targets_are_judged_on_the_record_mean_seeds_and_time():
+    """A target is met only when every check holds on the mean, with enough seeds, within its time;
+    a miss says by how much; a bound may be another metric plus an offset."""
+    targets = _script("targets")
+    t = targets.Target("cifar100", "row", (("accuracy", ">=", 0.75),), "why", seeds=2, time=("train_time_s", 3600))
+    rec = lambda acc, seeds, secs: {"row": {"seeds": seeds, "metrics": {  # noqa: E731
+        "accuracy": {"mean": acc}, "train_time_s": {"mean": secs}}}}
+    assert targets.judge(t, rec(0.7512, [0, 1], 3500)) == ("75.12%, 2 seeds, 58.3 min of training", "met")
+    shown, verdict = targets.judge(t, rec(0.7456, [0], 3610))
+    assert verdict == "**missed**: test accuracy by 0.44 pts; 1 of 2 seeds; time by 10 s", verdict
+    assert targets.judge(t, {}) == ("—", "not measured")
+    near = targets.Target("gan", "row", (("confident_share", ">=", ("confident_share_real_test", -0.05)),), "why")
+    gan = lambda c: {"row": {"seeds": [0], "metrics": {  # noqa: E731
+        "confident_share": {"mean": c}, "confident_share_real_test": {"mean": 0.98}}}}
+    assert targets.judge(near, gan(0.94))[1] == "met"
+    assert targets.judge(near, gan(0.92))[1] == "**missed**: confident share by 1.00 pts"
+    low = targets.Target("electricity", "row", (("D_test_rmse_kw", "<=", 340.0),), "why")
+    assert targets.judge(low, {"row": {"seeds": [0], "metrics": {"D_test_rmse_kw": {"mean": 350.7}}}})[1] == \
+        "**missed**: weekly RMSE by 10.7 kW"
+
+
+def test_every_target_reads_metrics_its_record_has():
+    """A renamed metric or row would turn a target into 'not recorded' or 'not measured' silently."""
+    targets, records = _script("targets"), _script("records")
+    recs = records.load_all(ROOT / "benchmarks" / "results")
+    from exoml.tasks import names
+    for t in targets.TARGETS:
+        assert t.task in names() and t.row in recs, t
+        shown, verdict = targets.judge(t, recs)
+        assert "not recorded" not in verdict and "not in the record" not in shown, (t, shown, verdict)
+    assert set(_script("measure_all").CPU_TARGETS) == {"cifar10", "cifar100", "imdb", "gan"}
