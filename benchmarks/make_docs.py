@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import statistics
 import sys
 from pathlib import Path
 
@@ -194,46 +193,21 @@ def task_table(task: str, recs: dict[str, dict]) -> str:
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
-def recipe_flags(record: dict) -> str:
-    """The record's task flags without the ones that only name its profile (--profile P, --quick);
-    none where the remaining flags only restate the profile's settings as they stand (e.g. a
-    record's `--val-size 0` once that is the default)."""
-    flags = record.get("task_flags", "").replace("--quick", "").replace(f"--profile {record['profile']}", "").strip()
-    return "" if flags and records.restates_profile(record["task"], record["profile"], flags.split()) else flags
-
-
 def pooled_notes(mine: list[dict], columns) -> list[str]:
-    """One note per recipe measured in several rows over different seeds (the same task, profile and
-    task flags): its figures over all those seeds together, with the hosts and commits they came
-    from. A row that repeats a seed already pooled (rows taken oldest first) stays out of the pool:
-    its seeds are not new seeds."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in mine:
-        if r.get("task_flags") is not None and r.get("seeds"):
-            groups.setdefault((r["task"], r["profile"], recipe_flags(r)), []).append(r)
+    """One note per recipe measured in several rows over different seeds (records.recipe_groups): its
+    figures over all those seeds together, with the hosts and commits they came from."""
     notes = []
-    for group in groups.values():
-        rows, seeds = [], []
-        for r in sorted(group, key=lambda r: (r.get("date", ""), r["row"])):
-            if not set(r["seeds"]) & set(seeds):
-                rows.append(r)
-                seeds += r["seeds"]
+    for rows in records.recipe_groups(mine):
         if len(rows) < 2:
             continue
-        rows = sorted(rows, key=lambda r: min(r["seeds"]))
-        pooled = {"metrics": {}}
-        for key, _, _ in columns:
-            values = [v for r in rows for v in (r["metrics"].get(key) or {}).get("values", [])]
-            if len(values) == len(seeds):
-                pooled["metrics"][key] = {"mean": statistics.fmean(values), "sd": statistics.stdev(values),
-                                          "values": values}
-        figures = "; ".join(f"{label} {result(pooled, key, kind)}" for key, label, kind in columns
-                            if key in pooled["metrics"])
+        pool = records.pooled(rows)
+        figures = "; ".join(f"{label} {result(pool, key, kind)}" for key, label, kind in columns
+                            if key in pool["metrics"])
         where = "; ".join(f"seeds {', '.join(map(str, r['seeds']))}: {hardware(r)}, {r['date']}, "
                           f"{r.get('git_sha') or 'commit not recorded'}" for r in rows)
         if figures:
             notes.append(f"- {' + '.join(r['row'] for r in rows)} (one recipe, seeds "
-                         f"{', '.join(map(str, sorted(seeds)))}): {figures} ({where})")
+                         f"{', '.join(map(str, sorted(pool['seeds'])))}): {figures} ({where})")
     return notes
 
 
@@ -254,7 +228,7 @@ def measured_times(recs: dict[str, dict], run_all: list[dict] = ()) -> str:
 
     timed_runs = []  # (date, row, task, profile, whole-run seconds or None, time text, hardware, seconds, result)
     for r in recs.values():
-        if (r.get("kind") or recipe_flags(r) or r["profile"] not in get(r["task"]).profiles
+        if (r.get("kind") or records.recipe_flags(r) or r["profile"] not in get(r["task"]).profiles
                 or records.changed_settings(r["task"], r["profile"], r.get("settings"))):
             continue
         wall = timed(r, (("wall_s", "whole run"),))

@@ -177,3 +177,44 @@ def _defaults(task: str) -> dict:
     from exoml.toolkit.runs import _jsonable
     return {f.name: _jsonable(f.default if f.default is not dataclasses.MISSING else f.default_factory())
             for f in dataclasses.fields(tasks.get(task).config) if f.name not in NOT_SETTINGS}
+
+
+def recipe_flags(record: dict) -> str:
+    """The record's task flags without the ones that only name its profile (--profile P, --quick);
+    none where the remaining flags only restate the profile's settings as they stand (e.g. a
+    record's `--val-size 0` once that is the default)."""
+    flags = record.get("task_flags", "").replace("--quick", "").replace(f"--profile {record['profile']}", "").strip()
+    return "" if flags and restates_profile(record["task"], record["profile"], flags.split()) else flags
+
+
+def recipe_groups(rows: list[dict]) -> list[list[dict]]:
+    """The rows grouped by recipe (the same task, profile and task flags), each group's rows taken
+    oldest first and sorted by seed; a row that repeats a seed already taken stays out: its seeds
+    are not new seeds. Rows without task flags or seeds are left out."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r.get("task_flags") is not None and r.get("seeds"):
+            groups.setdefault((r["task"], r["profile"], recipe_flags(r)), []).append(r)
+    out = []
+    for group in groups.values():
+        taken, seeds = [], []
+        for r in sorted(group, key=lambda r: (r.get("date", ""), r["row"])):
+            if not set(r["seeds"]) & set(seeds):
+                taken.append(r)
+                seeds += r["seeds"]
+        out.append(sorted(taken, key=lambda r: min(r["seeds"])))
+    return out
+
+
+def pooled(rows: list[dict]) -> dict:
+    """One recipe's rows as one record-shaped dict: {"seeds", "metrics": {key: {mean, sd, values}}}
+    for every metric each row has for all its seeds."""
+    seeds = [s for r in rows for s in r["seeds"]]
+    metrics = {}
+    for key in rows[0]["metrics"]:
+        values = [v for r in rows for v in (r["metrics"].get(key) or {}).get("values", [])]
+        if len(values) == len(seeds):
+            metrics[key] = {"mean": statistics.fmean(values),
+                            "sd": statistics.stdev(values) if len(values) > 1 else 0.0, "values": values}
+    return {"seeds": seeds, "metrics": metrics}
+

@@ -2,7 +2,8 @@
 the checks of `exoml run all` (measure_all.py) come from this one list.
 
 A target names the result record that judges it (benchmarks/results/<row>.json, written by
-measure.py), the metrics it checks on the mean over the record's seeds, the fewest seeds that count,
+measure.py; with the rows that measured the same recipe over other seeds, pooled), the metrics it
+checks on the mean over the seeds, the fewest seeds that count,
 and, where it has one, a time limit on one of the record's time metrics. Each bar comes from the
 best public result under the same constraints, as its `why` says; a record that misses it shows by
 how much, and never moves the bar.
@@ -133,6 +134,10 @@ def judge(t: Target, recs: dict[str, dict]) -> tuple[str, str]:
     r = recs.get(t.row)
     if r is None:
         return "—", "not measured"
+    import records  # benchmarks/records.py, beside this file
+    group = next((g for g in records.recipe_groups(list(recs.values())) if r in g), [r])
+    if len(group) > 1:  # the recipe measured over seeds of their own in several rows: judged on them all
+        r = records.pooled(group)
     means = {k: m["mean"] for k, m in r["metrics"].items()}
     shown, missed = [], []
     for check in t.checks:
@@ -151,7 +156,8 @@ def judge(t: Target, recs: dict[str, dict]) -> tuple[str, str]:
             missed.append(f"{LABELS.get(key, key)} by {show(key, gap).replace('%', ' pts')}")
     n = len(r.get("seeds") or [])
     if n > 1 or t.seeds > 1:
-        shown.append(f"{n} seed{'s' if n != 1 else ''}")
+        shown.append(f"{n} seed{'s' if n != 1 else ''}" + (f" ({' + '.join(g['row'] for g in group)})"
+                                                           if len(group) > 1 else ""))
     if n < t.seeds:
         missed.append(f"{n} of {t.seeds} seeds")
     if t.time:

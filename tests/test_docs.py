@@ -111,9 +111,9 @@ def test_flags_that_restate_a_profile_do_not_make_another_recipe():
     default); `--val-size 5000` is another recipe, and a flag the task no longer has is kept as given."""
     make_docs = _script("make_docs")
     record = {"task": "cifar10", "profile": "cpu"}
-    assert make_docs.recipe_flags({**record, "task_flags": "--profile cpu --val-size 0"}) == ""
-    assert make_docs.recipe_flags({**record, "task_flags": "--profile cpu --val-size 5000"}) == "--val-size 5000"
-    assert make_docs.recipe_flags({**record, "task_flags": "--no-such-flag 1"}) == "--no-such-flag 1"
+    assert make_docs.records.recipe_flags({**record, "task_flags": "--profile cpu --val-size 0"}) == ""
+    assert make_docs.records.recipe_flags({**record, "task_flags": "--profile cpu --val-size 5000"}) == "--val-size 5000"
+    assert make_docs.records.recipe_flags({**record, "task_flags": "--no-such-flag 1"}) == "--no-such-flag 1"
 
 
 def test_a_setting_a_record_predates_counts_as_its_default():
@@ -157,6 +157,15 @@ def test_targets_are_judged_on_the_record_mean_seeds_and_time():
     shown, verdict = targets.judge(t, rec(0.7456, [0], 3610))
     assert verdict == "**missed**: test accuracy by 0.44 pts; 1 of 2 seeds; time by 10 s", verdict
     assert targets.judge(t, {}) == ("—", "not measured")
+    # the same recipe measured over other seeds in another row (e.g. another day) counts with it
+    one = lambda row, seed, acc, date: {"row": row, "task": "cifar100", "profile": "cpu", "task_flags": "--profile cpu",  # noqa: E731
+                                        "date": date, "seeds": [seed], "metrics": {
+                                            "accuracy": {"mean": acc, "values": [acc]},
+                                            "train_time_s": {"mean": 3500.0, "values": [3500.0]}}}
+    pair = {"row": one("row", 0, 0.7490, "2026-12-07"), "row-seed1": one("row-seed1", 1, 0.7530, "2026-12-08")}
+    assert targets.judge(t, pair) == ("75.10%, 2 seeds (row + row-seed1), 58.3 min of training", "met")
+    pair["row-seed1"]["seeds"] = [0]  # a repeated seed is not a new one
+    assert targets.judge(t, pair)[1] == "**missed**: test accuracy by 0.10 pts; 1 of 2 seeds"
     near = targets.Target("gan", "row", (("confident_share", ">=", ("confident_share_real_test", -0.05)),), "why")
     gan = lambda c: {"row": {"seeds": [0], "metrics": {  # noqa: E731
         "confident_share": {"mean": c}, "confident_share_real_test": {"mean": 0.98}}}}
