@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -302,27 +303,33 @@ def ratio(r: float | None) -> str:
     return f"{r:.2f}×" if r >= 0.1 else f"1/{1 / r:.0f}"  # 1/232: exoml took 232 times as long
 
 
-GOAL = 3.0  # exoml should reach each reference's score in at most 1/GOAL of the reference's time, and end higher
+GOAL = 3.0  # exoml should reach each reference's score in at most 1/GOAL of the reference's time, and end better
 
 
 def goal(r: dict) -> str:
-    """Whether the row meets the goal: "met", or "**missed**" and why; "—" where not measured."""
+    """Whether the row meets the goal: "met", or "**missed**" and why; "—" where not measured. The
+    ratios shown are rounded towards the goal's side, so a miss never reads as "3.0× sooner"."""
     if r["status"] != "measured":
         return "—"
     ref, ex, m = r["reference"], r["exoml"], r["metric"]
     if not meets(ex["value"], ref["value"], m["higher_is_better"]) or ex["value"] == ref["value"]:
-        return "**missed**: does not end higher"
-    if r["ratios"]["reach"] is None:  # compared at equal training time (the GAN): ending higher is the goal
-        return "met (higher at equal time)"
+        return "**missed**: does not end better"
+    if r["ratios"]["reach"] is None:  # compared at equal training time (the GAN): ending better is the goal
+        return "met (better at equal time)"
     x = r["ratios"]["reach"]
-    return "met" if x >= GOAL else f"**missed**: {x:.1f}× sooner" if x >= 1 else f"**missed**: {1 / x:,.0f}× longer"
+    if x >= GOAL:
+        return "met"
+    if x >= 1:
+        return f"**missed**: {math.floor(10 * x) / 10:.1f}× sooner"
+    longer = 1 / x
+    return f"**missed**: {math.ceil(10 * longer) / 10:.1f}× longer" if longer < 10 else f"**missed**: {longer:,.0f}× longer"
 
 
 def table(recs: list[dict]) -> str:
     """One Markdown row per record (BENCHMARKS.md's generated block and the script's output)."""
     lines = ["| row | reference | metric | reference: score, time | exoml: score, time | exoml reaches the "
              "reference's score | reference time ÷ exoml time | ÷ exoml's time to reach | goal: reach it in a third of "
-             "its time, end higher | hardware, date, commit |",
+             "its time, end better | hardware, date, commit |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     notes = []
     for r in recs:
@@ -369,7 +376,7 @@ def headline(recs: list[dict]) -> str:
     if not done:
         return "Not measured yet."
     lines = ["| exercise | reference | its score, time | exoml's score, time | exoml reaches its score | goal: "
-             f"{GOAL:g}× sooner, ends higher |", "|---|---|---|---|---|---|"]
+             f"{GOAL:g}× sooner, ends better |", "|---|---|---|---|---|---|"]
     for r in done:
         ref, ex, kind = r["reference"], r["exoml"], r["metric"]["kind"]
         if r["ratios"]["reach"]:

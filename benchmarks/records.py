@@ -188,13 +188,15 @@ def recipe_flags(record: dict) -> str:
 
 
 def recipe_groups(rows: list[dict]) -> list[list[dict]]:
-    """The rows grouped by recipe (the same task, profile and task flags), each group's rows taken
+    """The rows grouped by recipe (the same task, profile, task flags and resolved settings; rows that
+    evaluate another row's model, `kind`, left out), each group's rows taken
     oldest first and sorted by seed; a row that repeats a seed already taken stays out: its seeds
     are not new seeds. Rows without task flags or seeds are left out."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        if r.get("task_flags") is not None and r.get("seeds"):
-            groups.setdefault((r["task"], r["profile"], recipe_flags(r)), []).append(r)
+        if r.get("task_flags") is not None and r.get("seeds") and not r.get("kind"):
+            same = json.dumps(r.get("settings"), sort_keys=True)  # a profile changed between rows: not one recipe
+            groups.setdefault((r["task"], r["profile"], recipe_flags(r), same), []).append(r)
     out = []
     for group in groups.values():
         taken, seeds = [], []
@@ -208,7 +210,7 @@ def recipe_groups(rows: list[dict]) -> list[list[dict]]:
 
 def pooled(rows: list[dict]) -> dict:
     """One recipe's rows as one record-shaped dict: {"seeds", "metrics": {key: {mean, sd, values}}}
-    for every metric each row has for all its seeds."""
+    for every metric that every row has for all its seeds."""
     seeds = [s for r in rows for s in r["seeds"]]
     metrics = {}
     for key in rows[0]["metrics"]:
@@ -217,4 +219,3 @@ def pooled(rows: list[dict]) -> dict:
             metrics[key] = {"mean": statistics.fmean(values),
                             "sd": statistics.stdev(values) if len(values) > 1 else 0.0, "values": values}
     return {"seeds": seeds, "metrics": metrics}
-

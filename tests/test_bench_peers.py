@@ -132,7 +132,7 @@ def test_unknown_row_is_a_usage_error():
 
 
 def test_the_goal_column_says_met_or_by_how_much_it_missed():
-    """Met: exoml ends higher and reaches the reference's score in a third of its time or less; a row
+    """Met: exoml ends better and reaches the reference's score in a third of its time or less; a row
     that cannot run here (airbench94 without a GPU) is listed as not measured, not left out."""
     bench = _script("bench_peers")
     row = lambda ex, ref, reach, higher=True: {  # noqa: E731
@@ -141,9 +141,11 @@ def test_the_goal_column_says_met_or_by_how_much_it_missed():
     assert bench.goal(row(0.99, 0.98, 3.0)) == "met"
     assert bench.goal(row(0.99, 0.98, 1.6)) == "**missed**: 1.6× sooner"
     assert bench.goal(row(0.99, 0.98, 1 / 16)) == "**missed**: 16× longer"
-    assert bench.goal(row(0.97, 0.98, None)) == "**missed**: does not end higher"
+    assert bench.goal(row(0.99, 0.98, 2.99)) == "**missed**: 2.9× sooner"   # rounded away from the goal
+    assert bench.goal(row(0.99, 0.98, 1 / 1.62)) == "**missed**: 1.7× longer"
+    assert bench.goal(row(0.97, 0.98, None)) == "**missed**: does not end better"
     assert bench.goal(row(350.0, 398.0, 3.7, higher=False)) == "met"
-    assert bench.goal(row(0.87, 0.22, None)) == "met (higher at equal time)"  # the GAN: equal training time
+    assert bench.goal(row(0.87, 0.22, None)) == "met (better at equal time)"  # the GAN: equal training time
     gpu = {"row": "cifar10-airbench", "status": "not measured: no GPU", "reference": {"name": "airbench94"}}
     assert bench.goal(gpu) == "—"
     assert "`cifar10-airbench`, airbench94: not measured: no GPU." in bench.headline([row(0.99, 0.98, 3.0) | {

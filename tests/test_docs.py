@@ -163,7 +163,10 @@ def test_targets_are_judged_on_the_record_mean_seeds_and_time():
                                             "accuracy": {"mean": acc, "values": [acc]},
                                             "train_time_s": {"mean": 3500.0, "values": [3500.0]}}}
     pair = {"row": one("row", 0, 0.7490, "2026-12-07"), "row-seed1": one("row-seed1", 1, 0.7530, "2026-12-08")}
-    assert targets.judge(t, pair) == ("75.10%, 2 seeds (row + row-seed1), 58.3 min of training", "met")
+    assert targets.judge(t, pair) == ("75.10%, 2 seeds (row + row-seed1), 58.3 min of training (the slowest row)",
+                                      "met")
+    pair["row-seed1"]["metrics"]["train_time_s"] = {"mean": 3700.0, "values": [3700.0]}  # every row within the limit
+    assert targets.judge(t, pair)[1] == "**missed**: time by 100 s"
     pair["row-seed1"]["seeds"] = [0]  # a repeated seed is not a new one
     assert targets.judge(t, pair)[1] == "**missed**: test accuracy by 0.10 pts; 1 of 2 seeds"
     near = targets.Target("gan", "row", (("confident_share", ">=", ("confident_share_real_test", -0.05)),), "why")
