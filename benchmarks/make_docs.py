@@ -143,6 +143,7 @@ def readme_table(recs: dict[str, dict]) -> str:
     meta = task_meta()
     lines = ["| task | model | metric | ours: mean ± sd (seeds) | published reference | hardware | time | command |",
              "|---|---|---|---|---|---|---|---|"]
+    groups = records.recipe_groups(list(recs.values()))
     for task, columns in shown().items():
         key, label, kind = columns[0]
         r = headline_record(task, recs)
@@ -150,8 +151,15 @@ def readme_table(recs: dict[str, dict]) -> str:
             lines.append(f"| `{task}` | {meta[task]['model']} | {label} | not measured | {meta[task]['reference']} "
                          f"| — | — | — |")
             continue
-        lines.append(f"| `{task}` | {meta[task]['model']} | {label} | {result(r, key, kind)}{footnote(r)} | "
-                     f"{meta[task]['reference']} | {hardware(r)} | {time_text(r)} | `{r['command']}` |")
+        rows = next((g for g in groups if r in g), [r])  # the recipe measured on other seeds too: all of them
+        figures = records.pooled(rows) if len(rows) > 1 else r
+        hosts = list(dict.fromkeys(hardware(x) for x in rows))
+        took = time_text(figures) if len(hosts) == 1 else \
+            time_text(max(rows, key=seconds)) + " on the slowest host"  # no mean over different machines
+        commands = " + ".join(f"`{x['command']}`" for x in rows)
+        lines.append(f"| `{task}` | {meta[task]['model']} | {label} | {result(figures, key, kind)}"
+                     f"{footnote(next((x for x in rows if x.get('provenance')), r))} | {meta[task]['reference']} | "
+                     f"{'; '.join(hosts)} | {took} | {commands} |")
     if any(r.get("provenance") for r in recs.values()):
         lines.append("\n† a transcribed record: measured with the command shown, its figures copied into "
                      "benchmarks/results/ by hand; re-measure with `python benchmarks/measure.py`.")

@@ -189,3 +189,27 @@ def test_every_target_reads_metrics_its_record_has():
         shown, verdict = targets.judge(t, recs)
         assert "not recorded" not in verdict and "not in the record" not in shown, (t, shown, verdict)
     assert set(_script("measure_all").CPU_TARGETS) == {"cifar10", "cifar100", "imdb", "gan"}
+
+
+def test_the_readme_row_pools_the_seeds_of_its_recipe():
+    """A recipe measured on seed 0 in one row and seed 1 in another is shown over both seeds, with
+    both commands; a row of other settings (another profile version) stays out."""
+    make_docs = _script("make_docs")
+    settings = {"epochs": 30}
+    rec = lambda row, seed, acc, date, command: {  # noqa: E731
+        "format": "exoml-result-1", "row": row, "task": "cifar100", "profile": "cpu", "task_flags": "--profile cpu",
+        "date": date, "seeds": [seed], "settings": settings, "command": command, "hardware": "CPU", "threads": 2,
+        "metrics": {"accuracy": {"mean": acc, "sd": 0.0, "values": [acc]},
+                    "train_time_s": {"mean": 3300.0, "sd": 0.0, "values": [3300.0]}}}
+    recs = {"cifar100-cpu": rec("cifar100-cpu", 0, 0.7456, "2026-12-07", "measure cifar100 --seeds 1"),
+            "cifar100-cpu-seed1": rec("cifar100-cpu-seed1", 1, 0.7500, "2026-12-08", "measure cifar100 --first-seed 1")}
+    row = next(line for line in make_docs.readme_table(recs).splitlines() if line.startswith("| `cifar100` |"))
+    assert "**74.78%** ± 0.31 pts (2 seeds)" in row and "`measure cifar100 --seeds 1` + `measure cifar100 --first-seed 1`" in row
+    assert "55.0 min (training, mean)" in row
+    recs["cifar100-cpu-seed1"] |= {"hardware": "Slower CPU", "metrics": recs["cifar100-cpu-seed1"]["metrics"] | {
+        "train_time_s": {"mean": 3900.0, "sd": 0.0, "values": [3900.0]}}}  # no mean over two machines
+    row = next(line for line in make_docs.readme_table(recs).splitlines() if line.startswith("| `cifar100` |"))
+    assert "65.0 min (training, mean) on the slowest host" in row and "CPU, 2 threads; Slower CPU, 2 threads" in row
+    recs["cifar100-cpu-seed1"]["settings"] = {"epochs": 32}
+    row = next(line for line in make_docs.readme_table(recs).splitlines() if line.startswith("| `cifar100` |"))
+    assert "**74.56%** (1 seed)" in row and "--first-seed" not in row
