@@ -235,13 +235,15 @@ def measured_times(recs: dict[str, dict], run_all: list[dict] = ()) -> str:
             f"{label} {result(record, key, kind).replace('**', '')}"
 
     timed_runs = []  # (date, row, task, profile, whole-run seconds or None, time text, hardware, seconds, result)
+    groups = records.recipe_groups(list(recs.values()))
     for r in recs.values():
         if (r.get("kind") or records.recipe_flags(r) or r["profile"] not in get(r["task"]).profiles
                 or records.changed_settings(r["task"], r["profile"], r.get("settings"))):
             continue
         wall = timed(r, (("wall_s", "whole run"),))
         timed_runs.append((r["date"], r["row"], r["task"], r["profile"], wall[0] if wall else None, time_text(r),
-                           hardware(r), seconds(r), reached(r["task"], r["profile"], r)))
+                           hardware(r), seconds(r),  # the result over every seed of the recipe, its time this row's
+                           reached(r["task"], r["profile"], records.pooled(next((g for g in groups if r in g), [r])))))
     for r in run_all:
         if r["command"] != "exoml run all":  # flags given: not the defaults as they stand
             continue
