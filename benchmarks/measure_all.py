@@ -186,7 +186,8 @@ def headline(recs: list[dict]) -> str:
         changed = ", ".join(f"`{t['task']}` ({c})" for t in r["tasks"] if (c := _changed(r, t)))
         out.append(f"`{r['command']}` took **{_duration(_total(r))}** on {r['hardware']} ({r['date']}): "
                    f"{_completed(r)} tasks complete, "
-                   f"{len(hit)} of {len(aimed)} at their CPU target" + (f" (missed: {missed})" if missed else "") + "."
+                   f"{len(hit)} of {len(aimed)} at their CPU result target ("
+                   + (f"missed: {missed}; " if missed else "") + "time limits: the targets table)."
                    + (f" Settings its profiles no longer have: {changed}." if changed else ""))
     return "\n".join(out)
 

@@ -140,12 +140,17 @@ def test_the_goal_column_says_met_or_by_how_much_it_missed():
         "reference": {"value": ref}, "exoml": {"value": ex}, "ratios": {"reach": reach}}
     assert bench.goal(row(0.99, 0.98, 3.0)) == "met"
     assert bench.goal(row(0.99, 0.98, 1.6)) == "**missed**: 1.6× sooner"
+    assert bench.goal(row(0.99, 0.98, 1.5976)) == "**missed**: 1.6× sooner"  # as the ratio column rounds it
     assert bench.goal(row(0.99, 0.98, 1 / 16)) == "**missed**: 16× longer"
     assert bench.goal(row(0.99, 0.98, 2.99)) == "**missed**: 2.9× sooner"   # rounded away from the goal
     assert bench.goal(row(0.99, 0.98, 1 / 1.62)) == "**missed**: 1.7× longer"
     assert bench.goal(row(0.97, 0.98, None)) == "**missed**: does not end better"
     assert bench.goal(row(350.0, 398.0, 3.7, higher=False)) == "met"
     assert bench.goal(row(0.87, 0.22, None)) == "met (better at equal time)"  # the GAN: equal training time
+    short = row(0.78, 0.69, 4.2) | {"row": "cifar10-1-epoch", "task": "cifar10", "hardware": "CPU", "threads": 2,
+                                    "reference": {"value": 0.69, "name": "n", "seconds": 1.0},
+                                    "exoml": {"value": 0.78, "seconds": 1.0}, "metric": {"higher_is_better": True, "kind": "pct2"}}
+    assert "| `cifar10-1-epoch` (not the default: `--epochs 1`) |" in bench.headline([short])
     gpu = {"row": "cifar10-airbench", "status": "not measured: no GPU", "reference": {"name": "airbench94"}}
     assert bench.goal(gpu) == "—"
     assert "`cifar10-airbench`, airbench94: not measured: no GPU." in bench.headline([row(0.99, 0.98, 3.0) | {

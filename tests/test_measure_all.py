@@ -77,7 +77,7 @@ def test_targets_and_totals_from_run_folders(tmp_path):
     assert "| `cifar10` | cpu | complete | test accuracy | 94.02% | accuracy >= 94.00% | yes | 10.0 min |" in text
     assert "class_share_max <= 13.00% (13.50%) | no |" in text
     assert "| **all** | | 2 of 10 complete | | | ≤ 3.00 h | no | **30.0 min**" in text
-    assert "2 of 10 tasks complete, 1 of 3 at their CPU target (missed: `imdb`, `gan`)" in ma.headline([record])
+    assert "2 of 10 tasks complete, 1 of 3 at their CPU result target (missed: `imdb`, `gan`; time limits" in ma.headline([record])
 
 
 def test_run_all_records_reach_the_docs(quick_record, tmp_path):
