@@ -151,7 +151,7 @@ def readme_table(recs: dict[str, dict]) -> str:
             lines.append(f"| `{task}` | {meta[task]['model']} | {label} | not measured | {meta[task]['reference']} "
                          f"| — | — | — |")
             continue
-        rows = next((g for g in groups if r in g), [r])  # the recipe measured on other seeds too: all of them
+        rows = records.recipe_rows(r, groups)  # the recipe measured on other seeds too: all of them
         figures = records.pooled(rows) if len(rows) > 1 else r
         hosts = list(dict.fromkeys(hardware(x) for x in rows))
         took = time_text(figures) if len(hosts) == 1 else \
@@ -243,7 +243,7 @@ def measured_times(recs: dict[str, dict], run_all: list[dict] = ()) -> str:
         wall = timed(r, (("wall_s", "whole run"),))
         timed_runs.append((r["date"], r["row"], r["task"], r["profile"], wall[0] if wall else None, time_text(r),
                            hardware(r), seconds(r),  # the result over every seed of the recipe, its time this row's
-                           reached(r["task"], r["profile"], records.pooled(next((g for g in groups if r in g), [r])))))
+                           reached(r["task"], r["profile"], records.pooled(records.recipe_rows(r, groups)))))
     for r in run_all:
         if r["command"] != "exoml run all":  # flags given: not the defaults as they stand
             continue

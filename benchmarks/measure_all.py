@@ -39,7 +39,6 @@ BUDGET_S = 3 * 3600  # what `exoml run all` with no flags may take on a 2-core C
 # The targets a default CPU run is held to (benchmarks/targets.py, the `run_all` ones): {task:
 # [(metrics.json key, ">=" or "<=", value)]}. Tasks not named there have no CPU target beyond their time.
 CPU_TARGETS = targets.run_all_checks()
-met = targets.met
 
 
 def _when(stamp: str) -> datetime:
@@ -72,12 +71,12 @@ def collect(runs: Path) -> list[dict]:
             entry["seconds"] = (_when(entry["ended"]) - _when(entry["started"])).total_seconds()
         if status.get("error"):
             entry["error"] = status["error"]
-        targets = []
+        checks = []
         for key, op, bound in CPU_TARGETS.get(name, []):
             value = numbers.get(key)
-            targets.append({"key": key, "op": op, "value": bound,
-                            "met": None if value is None else met(value, op, bound)})
-        entry["targets"] = targets
+            checks.append({"key": key, "op": op, "value": bound,
+                           "met": None if value is None else targets.met(value, op, bound)})
+        entry["targets"] = checks
         out.append(entry)
     return out
 

@@ -208,6 +208,12 @@ def recipe_groups(rows: list[dict]) -> list[list[dict]]:
     return out
 
 
+def recipe_rows(record: dict, groups: list[list[dict]]) -> list[dict]:
+    """The rows of `groups` (recipe_groups) that measured `record`'s recipe; just the record where it
+    stands alone or was left out of them."""
+    return next((g for g in groups if record in g), [record])
+
+
 def pooled(rows: list[dict]) -> dict:
     """One recipe's rows as one record-shaped dict: {"seeds", "metrics": {key: {mean, sd, values}}}
     for every metric that every row has for all its seeds."""

@@ -133,13 +133,13 @@ def target_text(t: Target) -> str:
     return ", ".join(parts)
 
 
-def judge(t: Target, recs: dict[str, dict]) -> tuple[str, str]:
+def judge(t: Target, recs: dict[str, dict], groups: list[list[dict]] | None = None) -> tuple[str, str]:
     """(what the record shows, verdict) for one target: "met", "missed: ..." with by how much, or
-    "not measured"."""
+    "not measured". `groups`: records.recipe_groups of `recs`, where the caller has them."""
     r = recs.get(t.row)
     if r is None:
         return "—", "not measured"
-    group = next((g for g in records.recipe_groups(list(recs.values())) if r in g), [r])
+    group = records.recipe_rows(r, groups if groups is not None else records.recipe_groups(list(recs.values())))
     if len(group) > 1:  # the recipe measured over seeds of their own in several rows: judged on them all
         r = records.pooled(group)
     means = {k: m["mean"] for k, m in r["metrics"].items()}
@@ -180,8 +180,9 @@ def judge(t: Target, recs: dict[str, dict]) -> tuple[str, str]:
 def table(recs: dict[str, dict]) -> str:
     """README.md's targets table: one row per target, judged on its record."""
     lines = ["| task | target | why this bar | record | result | verdict |", "|---|---|---|---|---|---|"]
+    groups = records.recipe_groups(list(recs.values()))  # once, not once per target
     for t in TARGETS:
-        shown, verdict = judge(t, recs)
+        shown, verdict = judge(t, recs, groups)
         lines.append(f"| `{t.task}` | {target_text(t)} | {t.why} | {t.row if t.row in recs else '—'} | {shown} | "
                      f"{verdict} |")
     return "\n".join(lines)
