@@ -5,21 +5,22 @@
     python benchmarks/bench_peers.py --rows iris boston --threads 2 --seed 0
     python benchmarks/bench_peers.py --smallest --results /tmp/peers    # every row in seconds: a check, not a measurement
 
-One row per comparison (a reference against one exoml recipe): its test score and time, exoml's final test score and time, the time exoml
-took to reach the reference's score, and the two ratios (reference time / exoml time, reference time
-/ exoml's time to reach). Each side runs in its own fresh process with the same threads and seed, on
-the same imported dataset cache (`exoml data import ...`): the reference gets the raw arrays and does
-its own preprocessing, as its source does (peers_keras.py, peers_torch.py, peers_plain.py; each cites
-its source). Times are wall-clock seconds from loading the data to the test score, after the imports:
-for exoml, one `exoml run TASK ...` through exoml.runner.execute (data, explore figures, training,
-test evaluation, figures, report: everything the console command does after parsing its flags), its
-per-epoch history rows timestamped as they are logged; exoml's time to reach = the first epoch whose
-validation score (history.csv) is at least the reference's test score, if its final test score is too
-(a task without a per-epoch validation score: its whole run, if its final score reaches it). The image
-tasks train on their whole training split by default, so the rows that read exoml's validation score
-hold out 5,000 images (`--val-size 5000`) for it. The GAN
-is compared at equal training time instead: the reference trains for as long as exoml's GAN trained,
-and both are scored by the same judge (an exoml mnist run trained first, not timed).
+One row per comparison (a reference against one exoml recipe): its test score and time, exoml's
+final test score and time, the time exoml took to reach the reference's score, and the two ratios
+(reference time / exoml time, reference time / exoml's time to reach). Each side runs in its own
+fresh process with the same threads and seed, on the same imported dataset cache (`exoml data import
+...`): the reference gets the raw arrays and does its own preprocessing, as its source does
+(peers_keras.py, peers_torch.py, peers_plain.py; each cites its source). Times are wall-clock
+seconds from loading the data to the test score, after the imports: for exoml, one `exoml run TASK
+...` through exoml.runner.execute (data, explore figures, training, test evaluation, figures,
+report: everything the console command does after parsing its flags), its per-epoch history rows
+timestamped as they are logged; exoml's time to reach = the first epoch whose validation score
+(history.csv) is at least the reference's test score, if its final test score is too (a task without
+a per-epoch validation score: its whole run, if its final score reaches it). The image tasks train
+on their whole training split by default, so the rows that read exoml's validation score hold out
+5,000 images (`--val-size 5000`) for it. The GAN is compared at equal training time instead: the
+reference trains for as long as exoml's GAN trained, and both are scored by the same judge (an exoml
+mnist run trained first, not timed).
 
 Every row is recorded in <results>/<row>.json (default benchmarks/results/peers/; hardware, threads,
 seed, date, library versions, git commit, the command); BENCHMARKS.md's table and README.md's
