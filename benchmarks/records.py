@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import platform
 import statistics
 import subprocess
 import time
@@ -19,26 +18,6 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FORMAT = "exoml-result-1"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _cpu_kernels() -> str:
-    """The vector instructions PyTorch's CPU kernels use here, and bf16 where the CPU multiplies it
-    natively (train.cpu_has_bf16): one model name ("AMD EPYC") covers hosts whose training speed
-    differs several-fold."""
-    import torch
-    from exoml.toolkit.train import cpu_has_bf16
-    return torch.backends.cpu.get_cpu_capability() + (", bf16" if cpu_has_bf16() else "")
-
 
 NOT_CODE = ("benchmarks/results", "README.md", "BENCHMARKS.md", "src/exoml/measured.json")  # records, and the
 # docs make_docs.py writes from them: measuring, then rebuilding the docs, then measuring again changes no code
@@ -64,11 +43,11 @@ def environment() -> dict:
     and the machine's 1-minute load. Take it before the first run: the load then says whether it was quiet."""
     import torch
     from exoml.toolkit.runs import environment as run_environment
+    from exoml.toolkit.train import hardware
     env = run_environment()
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
     sha = (env.get("git_sha") or "")[:12]
     return {
-        "hardware": gpu or f"{_cpu_model()} ({_cpu_kernels()}), {os.cpu_count()} cores, no GPU",
+        "hardware": hardware(),
         "threads": torch.get_num_threads(),
         "versions": {"python": env["python"], **env["versions"]},
         "git_sha": sha + ("-dirty" if sha and dirty(Path(__file__).resolve().parents[1]) else ""),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+import re
 from contextlib import contextmanager, nullcontext
 from functools import cache
 from typing import Callable, Iterator
@@ -156,6 +157,37 @@ def cpu_has_bf16() -> bool:
         return True
     except (AttributeError, RuntimeError):
         return False
+
+
+def cpu_model() -> str:
+    """The CPU's name as the kernel reports it ("AMD EPYC"), else the platform's."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware() -> str:
+    """This machine as result records and measured times name it: the GPU where CUDA is available, else
+    "<CPU> (<vector kernels>[, bf16]), <N> cores, no GPU". The kernels PyTorch's CPU code uses (AVX512,
+    AVX2, ...) and native bf16 say more of its speed than the name: one name ("AMD EPYC") covers hosts
+    whose image training differs five-fold."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    kernels = torch.backends.cpu.get_cpu_capability() + (", bf16" if cpu_has_bf16() else "")
+    return f"{cpu_model()} ({kernels}), {os.cpu_count()} cores, no GPU"
+
+
+def machine_kind(hardware: str) -> str | None:
+    """What of a `hardware()` text decides training speed: the GPU's name, or a CPU's vector kernels and
+    cores ("AVX2, 2 cores"); None for a CPU text without its kernels (records older than them)."""
+    if not hardware.endswith("no GPU"):
+        return hardware
+    found = re.search(r"\(([^()]*)\), (\d+) cores, no GPU$", hardware)
+    return f"{found[1]}, {found[2]} cores" if found else None
 
 
 def uses_bf16(device: torch.device, precision: str = "cuda") -> bool:
