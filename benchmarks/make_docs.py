@@ -220,12 +220,14 @@ def pooled_notes(mine: list[dict], columns) -> list[str]:
 
 
 def measured_times(recs: dict[str, dict], run_all: list[dict] = ()) -> str:
-    """exoml/measured.json: {task: {profile: {time, hardware, date, row[, result]}}}, what `exoml run`
-    prints at its start ("it took about ...") and `--help` shows beside each profile. Only records of
-    a profile's settings as they stand (no flags beyond ones that restate them), and the tasks that
-    `exoml run all` ran with no flags (`run_all`: measure_all.py's records) with their profile's
-    settings as they stand."""
+    """exoml/measured.json: {task: {profile: [{time, seconds, hardware, kind, date, row[, result]}, ...]}},
+    what `exoml run` prints at its start ("it took ...") and `--help` shows beside each profile: per
+    kind of machine (exoml.toolkit.train.machine_kind: the GPU, or the CPU's vector kernels and cores)
+    the newest measurement, the newest kind first. Only records of a profile's settings as they stand
+    (no flags beyond ones that restate them), and the tasks that `exoml run all` ran with no flags
+    (`run_all`: measure_all.py's records) with their profile's settings as they stand."""
     from exoml.tasks import get
+    from exoml.toolkit.train import machine_kind
 
     def reached(task: str, profile: str, record: dict) -> str:
         """The headline as measured ("test accuracy 94.06% ± 0.04 pts (3 seeds)"); none for the quick
@@ -234,7 +236,7 @@ def measured_times(recs: dict[str, dict], run_all: list[dict] = ()) -> str:
         return "" if profile == "quick" or key not in record["metrics"] else \
             f"{label} {result(record, key, kind).replace('**', '')}"
 
-    timed_runs = []  # (date, row, task, profile, whole-run seconds or None, time text, hardware, seconds, result)
+    timed_runs = []  # (date, row, task, profile, whole-run seconds or None, time text, hardware, kind, seconds, result)
     groups = records.recipe_groups(list(recs.values()))
     for r in recs.values():
         if (r.get("kind") or records.recipe_flags(r) or r["profile"] not in get(r["task"]).profiles
@@ -242,7 +244,8 @@ def measured_times(recs: dict[str, dict], run_all: list[dict] = ()) -> str:
             continue
         wall = timed(r, (("wall_s", "whole run"),))
         timed_runs.append((r["date"], r["row"], r["task"], r["profile"], wall[0] if wall else None, time_text(r),
-                           hardware(r), seconds(r),  # the result over every seed of the recipe, its time this row's
+                           hardware(r), machine_kind(r["hardware"]),
+                           seconds(r),  # the result over every seed of the recipe, its time this row's
                            reached(r["task"], r["profile"], records.pooled(records.recipe_rows(r, groups)))))
     for r in run_all:
         if r["command"] != "exoml run all":  # flags given: not the defaults as they stand
@@ -252,16 +255,47 @@ def measured_times(recs: dict[str, dict], run_all: list[dict] = ()) -> str:
                     and not records.changed_settings(t["task"], t["profile"], t.get("settings"))):
                 one = {"metrics": {k: {"mean": v, "values": [v]} for k, v in t["metrics"].items()}}
                 timed_runs.append((r["date"], r["row"], t["task"], t["profile"], t["seconds"], "", hardware(r),
-                                   t["seconds"], reached(t["task"], t["profile"], one)))
-    out: dict[str, dict] = {}
-    for date, row, task, profile, wall, text, where, secs, res in sorted(timed_runs, key=lambda x: x[:2]):  # newest wins
+                                   machine_kind(r["hardware"]), t["seconds"], reached(t["task"], t["profile"], one)))
+    out: dict[str, dict[str, dict]] = {}  # {task: {profile: {kind: entry}}}
+    for date, row, task, profile, wall, text, where, kind, secs, res in sorted(timed_runs, key=lambda x: x[:2]):
         took = (f"{wall:.0f} s" if wall < 120 else f"{wall / 60:.0f} min") if wall else text
         profiles = get(task).profiles
         same = [p for p in profiles if dict(profiles[p].settings) == dict(profiles[profile].settings)]
         for p in same:  # e.g. a task whose cpu profile is its full recipe: one measurement times both
-            out.setdefault(task, {})[p] = {"time": took, "seconds": round(secs, 1), "hardware": where,
-                                           "date": date, "row": row} | ({"result": res} if res else {})
-    return json.dumps(dict(sorted(out.items())), indent=1, ensure_ascii=False) + "\n"
+            kinds = out.setdefault(task, {}).setdefault(p, {})
+            kinds.pop(kind or where, None)  # the newest of a kind wins, re-inserted: the dict's order is oldest first
+            kinds[kind or where] = {"time": took, "seconds": round(secs, 1), "hardware": where, "kind": kind,
+                                    "date": date, "row": row} | ({"result": res} if res else {})
+    table = {task: {p: list(reversed(kinds.values())) for p, kinds in profiles.items()}
+             for task, profiles in sorted(out.items())}
+    return json.dumps(table, indent=1, ensure_ascii=False) + "\n"
+
+
+def kinds_table(times: dict) -> str:
+    """BENCHMARKS.md's table of each task's cpu profile (the default without a CUDA GPU) timed on
+    each kind of CPU (`times`: measured_times' table), the commonest kind first, each later kind's
+    time also as a multiple of the first's."""
+    cpu = {task: [m for m in profiles.get("cpu", []) if m["kind"] and "no GPU" in m["hardware"]]
+           for task, profiles in times.items()}
+    count: dict[str, int] = {}
+    for entries in cpu.values():
+        for m in entries:
+            count[m["kind"]] = count.get(m["kind"], 0) + 1
+    kinds = sorted(count, key=lambda k: -count[k])
+    if len(kinds) < 2:
+        return "Measured on one kind of CPU only."
+    lines = ["| task | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
+    for task, entries in cpu.items():
+        on = {m["kind"]: m for m in entries}
+        first = on.get(kinds[0])
+        cells = []
+        for k in kinds:
+            m = on.get(k)
+            ratio = (f", {m['seconds'] / first['seconds']:.1f}x" if m and first and k != kinds[0]
+                     and m.get("seconds") and first.get("seconds") else "")
+            cells.append(f"{m['time']} ({m['row']}{ratio})" if m else "not measured")
+        lines.append(f"| `{task}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def peers_blocks(folder: Path) -> tuple[str, str]:
@@ -271,16 +305,19 @@ def peers_blocks(folder: Path) -> tuple[str, str]:
     return bench_peers.headline(recs), bench_peers.table(recs) if recs else "Not measured yet."
 
 
-def blocks(recs: dict[str, dict], run_all: list[dict], peers: Path | None = None) -> dict[str, dict[str, str]]:
+def blocks(recs: dict[str, dict], run_all: list[dict], peers: Path | None = None,
+           times: str | None = None) -> dict[str, dict[str, str]]:
     """{file: {generated block name: its content}}; `run_all`: the `exoml run all` records
-    (measure_all.py); `peers`: the folder of the side-by-side records."""
+    (measure_all.py); `peers`: the folder of the side-by-side records; `times`: measured_times(recs,
+    run_all) where already made."""
     import measure_all
     import targets
     peers_headline, peers_table = peers_blocks(peers if peers is not None else records.RESULTS / "peers")
+    kinds = kinds_table(json.loads(times or measured_times(recs, run_all)))
     return {"README.md": {"results": readme_table(recs), "targets": targets.table(recs),
                           "run-all": measure_all.headline(run_all),
                           "quick": quick_table(recs), "peers": peers_headline},
-            "BENCHMARKS.md": {"run-all": measure_all.table(run_all)}
+            "BENCHMARKS.md": {"run-all": measure_all.table(run_all), "kinds": kinds}
             | {f"results:{task}": task_table(task, recs) for task in shown()} | {"peers": peers_table}}
 
 
@@ -302,8 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     import measure_all
     recs, run_all = records.load_all(args.results), measure_all.load(args.results / "all")
-    stale = []
-    for name, parts in blocks(recs, run_all, args.results / "peers").items():
+    stale, times = [], measured_times(recs, run_all)
+    for name, parts in blocks(recs, run_all, args.results / "peers", times).items():
         path = args.root / name
         old = path.read_text()
         new = render(old, parts, name)
@@ -311,7 +348,6 @@ def main(argv: list[str] | None = None) -> int:
             stale.append(name)
             if not args.check:
                 path.write_text(new)
-    times = measured_times(recs, run_all)
     table = args.package / "measured.json"
     if not table.exists() or table.read_text() != times:
         stale.append(str(table.relative_to(ROOT)) if table.is_relative_to(ROOT) else str(table))

@@ -162,9 +162,11 @@ def test_every_task_has_quick_cpu_and_full_and_the_default_follows_the_device(mo
 def test_a_run_says_which_profile_it_took_why_and_its_measured_time(tmp_path, capsys, monkeypatch):
     from exoml import runner
     monkeypatch.setattr(runner, "has_cuda", lambda: False)
-    monkeypatch.setattr(runner, "measured_time", lambda task, profile: {
+    monkeypatch.setattr(runner, "measured_times", lambda task, profile: [{
         "time": "3 s", "hardware": "a 2-core CPU", "date": "2026-11-30", "row": f"{task}-{profile}",
-        "result": "adjusted Rand index 0.7302 (1 seed)"} if profile == "cpu" else None)
+        "result": "adjusted Rand index 0.7302 (1 seed)"}] if profile == "cpu" else [])
+    monkeypatch.setattr(runner, "measured_time", lambda task, profile: next(iter(runner.measured_times(task, profile)),
+                                                                              None))
     helped = " ".join(runner.config_parser(tasks.get("iris")).format_help().split())
     assert "took 3 s on a 2-core CPU, 2026-11-30: adjusted Rand index 0.7302 (1 seed)" in helped
     assert main(["run", "iris", "--threads", "1", "--out", str(tmp_path)]) == 0
@@ -190,6 +192,37 @@ def test_run_all_help_shows_the_shared_flags_and_the_plan(capsys, monkeypatch):
     assert [row[:2] for row in plan] == [[name, "quick"] for name in tasks.names()]
     assert " ".join(plan[0][2:]) == "took 1 min on a 2-core CPU (2026-11-30)"
     assert "profiles: as asked; measured times add up to 9 min, plus gan (not measured)" in out
+
+
+def test_a_run_takes_the_time_measured_on_its_own_kind_of_machine(monkeypatch, capsys):
+    """The start line gives the time measured on this kind of machine (vector kernels and cores, or the
+    GPU), whatever the CPU's name; with none of its kind, the newest time, said to be from another kind."""
+    from exoml import runner
+    from exoml.toolkit import train
+    times = [{"time": "55 min", "hardware": "Intel Core (AVX2), 2 cores, no GPU, 2 threads", "kind": "AVX2, 2 cores",
+              "date": "2026-12-07", "row": "b"},
+             {"time": "13 min", "hardware": "AMD EPYC (AVX512, bf16), 2 cores, no GPU, 2 threads",
+              "kind": "AVX512, bf16, 2 cores", "date": "2026-12-06", "row": "a"}]
+    monkeypatch.setattr(runner, "_measured_table", lambda: {"iris": {"cpu": times}})
+    monkeypatch.setattr(runner, "has_cuda", lambda: False)
+    cfg = runner.task_config("iris", [])[1]
+    monkeypatch.setattr(train, "hardware", lambda: "AMD EPYC (AVX2), 2 cores, no GPU")
+    assert runner.measured_time("iris", "cpu")["row"] == "b"
+    assert runner.announce(tasks.get("iris"), cfg, False).endswith(
+        "it took 55 min on Intel Core (AVX2), 2 cores, no GPU, 2 threads (2026-12-07)")
+    monkeypatch.setattr(train, "hardware", lambda: "Intel Xeon (AVX512, bf16), 2 cores, no GPU")
+    assert runner.measured_time("iris", "cpu")["row"] == "a"
+    monkeypatch.setattr(train, "hardware", lambda: "Apple M2 (NEON), 8 cores, no GPU")
+    assert runner.announce(tasks.get("iris"), cfg, False).endswith(
+        "it took 55 min on Intel Core (AVX2), 2 cores, no GPU, 2 threads (2026-12-07); not measured on this "
+        "kind of machine (NEON, 8 cores)")
+    helped = " ".join(runner.config_parser(tasks.get("iris")).format_help().split())
+    assert "took 55 min on Intel Core (AVX2), 2 cores, no GPU, 2 threads, 2026-12-07; took 13 min on AMD EPYC " \
+           "(AVX512, bf16), 2 cores, no GPU, 2 threads, 2026-12-06" in helped
+    assert main(["run", "all", "--help"]) == 0  # the plan marks a time from another kind of machine
+    out = capsys.readouterr().out
+    assert "iris           cpu    took 55 min on Intel Core (AVX2), 2 cores, no GPU, 2 threads (2026-12-07) *" in out
+    assert out.rstrip().endswith("; * not measured on this kind of machine (NEON, 8 cores)")
 
 
 def test_the_measured_times_ship_with_the_package():

@@ -94,18 +94,19 @@ def test_run_all_records_reach_the_docs(quick_record, tmp_path):
     assert "`exoml run all --quick` took **" in readme and "1 of 10 tasks complete" in readme
     assert "| `iris` | quick | complete |" in (tmp_path / "BENCHMARKS.md").read_text()
     # flags were given (--quick): its times do not stand for the defaults; a plain `exoml run all` does
-    assert json.loads((tmp_path / "measured.json").read_text())["iris"]["quick"]["row"] != "all-quick"
+    assert "all-quick" not in [m["row"] for m in json.loads((tmp_path / "measured.json").read_text())["iris"]["quick"]]
     plain = record | {"command": "exoml run all", "row": "all-defaults", "date": "2999-01-01"}
     (results / "all" / "all-defaults.json").write_text(json.dumps(plain))
     assert make_docs.main(args) == 0
-    iris = json.loads((tmp_path / "measured.json").read_text())["iris"]["quick"]
+    iris = json.loads((tmp_path / "measured.json").read_text())["iris"]["quick"][0]  # the newest kind of machine
     took = next(t for t in record["tasks"] if t["task"] == "iris")["seconds"]
     assert iris["row"] == "all-defaults" and iris["seconds"] == round(took, 1) and iris["date"] == "2999-01-01"
     # A run whose settings are no longer its profile's (here: another number of clusters) times nothing.
     tasks = [t | {"settings": t["settings"] | {"k": 4}} if t["task"] == "iris" else t for t in plain["tasks"]]
     (results / "all" / "all-defaults.json").write_text(json.dumps(plain | {"tasks": tasks}))
     assert make_docs.main(args) == 0
-    assert json.loads((tmp_path / "measured.json").read_text())["iris"]["quick"]["row"] != "all-defaults"
+    iris = json.loads((tmp_path / "measured.json").read_text())["iris"]["quick"]
+    assert "all-defaults" not in [m["row"] for m in iris]
     assert "Settings its profiles no longer have: `iris` (k 4, now 3)." in (tmp_path / "README.md").read_text()
     assert "- `iris` ran settings its profile no longer has: k 4, now 3" in (tmp_path / "BENCHMARKS.md").read_text()
 

@@ -31,11 +31,23 @@ def default_profile(task) -> str:
     return task.default_profile
 
 
+def measured_times(task: str, profile: str) -> list[dict]:
+    """How long `exoml run TASK --profile PROFILE` took where it was measured, and what it reached: one
+    {time, seconds, hardware, kind, date, row[, result]} per kind of machine (machine_kind), the newest
+    first, from the result records (benchmarks/make_docs.py writes exoml/measured.json from them); none
+    where that profile was never measured as it stands."""
+    return _measured_table().get(task, {}).get(profile, [])
+
+
 def measured_time(task: str, profile: str) -> dict | None:
-    """How long `exoml run TASK --profile PROFILE` took where it was measured, and what it reached:
-    {time, seconds, hardware, date, row[, result]}, from the result records (benchmarks/make_docs.py
-    writes exoml/measured.json from them), or None where that profile was never measured as it stands."""
-    return _measured_table().get(task, {}).get(profile)
+    """The measured time (measured_times) of this kind of machine, else the newest one with "here":
+    False (a time from another kind of machine, a rough guide only); None where none was measured."""
+    from .toolkit.train import hardware, machine_kind
+    times = measured_times(task, profile)
+    if not times:
+        return None
+    kind = machine_kind(hardware())
+    return next((m for m in times if kind is not None and m.get("kind") == kind), {**times[0], "here": False})
 
 
 @functools.cache
@@ -49,6 +61,16 @@ def _measured_table() -> dict:
         return {}
 
 
+def _took(m: dict) -> str:
+    return f"took {m['time']} on {m['hardware']} ({m['date']})"
+
+
+def _this_kind() -> str:
+    """This machine's kind (machine_kind), for a line saying a time was measured on another."""
+    from .toolkit.train import hardware, machine_kind
+    return machine_kind(hardware()) or hardware()
+
+
 def announce(task, cfg, given: bool) -> str:
     """One line at the start of a run: which profile it took, why, and about how long it takes."""
     why = "as asked" if given else ("the default with a CUDA GPU" if has_cuda() else
@@ -57,20 +79,21 @@ def announce(task, cfg, given: bool) -> str:
     if m is None:
         eta = "its time is not measured"
     else:
-        eta = f"it took {m['time']} on {m['hardware']} ({m['date']})"
+        eta = "it " + _took(m)
+        if not m.get("here", True):
+            eta += f"; not measured on this kind of machine ({_this_kind()})"
     others = ", ".join(p for p in task.profiles if p != cfg.profile)
     return f"[{task.name}] profile {cfg.profile} ({why}; others: {others}): {eta}"
 
 
 def profile_help(task) -> dict[str, str]:
-    """{profile: one line for --help}: what it is for and what it measured (each flag's help
-    shows the profiles' values)."""
+    """{profile: one line for --help}: what it is for and what it measured on each kind of machine
+    (each flag's help shows the profiles' values)."""
     out = {}
     for name in task.profile_settings(default_profile(task)):
         p = task.profiles[name]
-        m = measured_time(task.name, name)
-        took = (f"took {m['time']} on {m['hardware']}, {m['date']}" + (f": {m['result']}" if m.get("result") else "")
-                if m else "")
+        took = "; ".join(f"took {m['time']} on {m['hardware']}, {m['date']}"
+                         + (f": {m['result']}" if m.get("result") else "") for m in measured_times(task.name, name))
         out[name] = " - ".join(x for x in (p.about, f"measured: {p.measured}" if p.measured else "", took) if x) or name
     return out
 
@@ -240,21 +263,24 @@ def plan_text(plan: list, argv: list[str]) -> str:
     the measured times."""
     given = _profile_given(argv)
     lines, total, unknown = [f"exoml run all: {len(plan)} tasks, one after the other"], 0.0, []
+    elsewhere = False  # a time measured on another kind of machine only
     for task, cfg in plan:
         m = measured_time(task.name, cfg.profile)
-        took = f"took {m['time']} on {m['hardware']} ({m['date']})" if m else "time not measured"
+        took = _took(m) + ("" if m.get("here", True) else " *") if m else "time not measured"
         lines.append(f"  {task.name:<14} {cfg.profile:<6} {took}")
         if m and m.get("seconds"):
             total += m["seconds"]
         else:
             unknown.append(task.name)
+        elsewhere = elsewhere or bool(m and not m.get("here", True))
     why = "as asked" if given else ("each task's default with a CUDA GPU" if has_cuda()
                                     else "each task's default without a CUDA GPU")
     extra = " (other flags given: times may differ)" if any(
         a.startswith("--") and a not in ("--quick", "--profile", "--seed", "--out", "--device")
         and not a.startswith(("--profile=", "--seed=", "--out=", "--device=")) for a in argv) else ""
     lines.append(f"  profiles: {why}; measured times add up to {_duration(total)}"
-                 + (f", plus {', '.join(unknown)} (not measured)" if unknown else "") + extra)
+                 + (f", plus {', '.join(unknown)} (not measured)" if unknown else "") + extra
+                 + (f"; * not measured on this kind of machine ({_this_kind()})" if elsewhere else ""))
     return "\n".join(lines)
 
 
