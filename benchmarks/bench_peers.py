@@ -450,8 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         env["versions"]["keras"] = version("keras")
     except PackageNotFoundError:  # the Keras rows say so
         pass
-    command = "python benchmarks/bench_peers.py " + shlex.join(
-        [a for a in argv if a not in ("--results", str(args.results))])
+    command = records.command_of("bench_peers.py", argv)
     from exoml.toolkit.runs import atomic_write_text
     names, done, failed, t0 = args.rows or list(ROWS), [], 0, time.time()
     with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp:

@@ -62,8 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("give --row NAME when task flags follow --: the row TASK-PROFILE is the recipe as it is")
     flags = (["--profile", args.profile] if args.profile else []) + task_flags
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    command = "python benchmarks/measure.py " + shlex.join(
-        [a for a in argv if a != "--out" and (args.out is None or a != str(args.out))])
+    command = records.command_of("measure.py", own) + (" -- " + shlex.join(task_flags) if task_flags else "")
     env = records.environment()  # before the first run: its load says whether the machine was quiet
 
     def record(profile: str, per_seed: list[dict], settings: dict) -> Path:  # the seeds measured so far

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import time
@@ -67,6 +68,20 @@ def summarise(per_seed: list[dict]) -> dict[str, dict]:
         out[k] = {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
                   "values": values}
     return out
+
+
+def command_of(script: str, argv: list[str], where: tuple[str, ...] = ("--out", "--results")) -> str:
+    """The command a record shows: `script` and its arguments less the options that say only where its
+    files went (`where`, with their values): what was measured, not where this machine kept it."""
+    kept, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in where:
+            skip = True
+        elif not a.startswith(tuple(f"{w}=" for w in where)):
+            kept.append(a)
+    return f"python benchmarks/{script} " + shlex.join(kept)
 
 
 def split_task_flags(argv: list[str]) -> tuple[list[str], list[str]]:

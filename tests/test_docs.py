@@ -77,6 +77,7 @@ def test_measure_writes_a_record(tmp_path):
     assert len(ari["values"]) == 2 and abs(ari["mean"] - sum(ari["values"]) / 2) < 1e-12
     for key in ("hardware", "threads", "versions", "date", "command"):
         assert record[key] not in (None, ""), key
+    assert record["command"] == "python benchmarks/measure.py iris --seeds 2 -- --quick"  # not where files went
     assert record["git_sha"] or not (ROOT / ".git").exists()  # a source tree without git has no commit
     run = json.loads(next((tmp_path / "runs" / "iris").glob("*/config.json")).read_text())["config"]
     assert record["settings"] == {k: v for k, v in run.items() if k not in ("seed", "out")}
