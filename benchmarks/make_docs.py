@@ -274,7 +274,8 @@ def measured_times(recs: dict[str, dict], run_all: list[dict] = ()) -> str:
 def kinds_table(times: dict) -> str:
     """BENCHMARKS.md's table of each task's cpu profile (the default without a CUDA GPU) timed on
     each kind of CPU (`times`: measured_times' table), the commonest kind first, each later kind's
-    time also as a multiple of the first's."""
+    time also as a multiple of the first's where both took 10 s or more (shorter ones are mostly
+    start-up, timed to the second)."""
     cpu = {task: [m for m in profiles.get("cpu", []) if m["kind"] and "no GPU" in m["hardware"]]
            for task, profiles in times.items()}
     count: dict[str, int] = {}
@@ -292,7 +293,7 @@ def kinds_table(times: dict) -> str:
         for k in kinds:
             m = on.get(k)
             ratio = (f", {m['seconds'] / first['seconds']:.1f}x" if m and first and k != kinds[0]
-                     and m.get("seconds") and first.get("seconds") else "")
+                     and min(m.get("seconds") or 0, first.get("seconds") or 0) >= 10 else "")
             cells.append(f"{m['time']} ({m['row']}{ratio})" if m else "not measured")
         lines.append(f"| `{task}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
