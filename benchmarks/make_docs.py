@@ -109,6 +109,10 @@ def seconds(record: dict) -> float:
     return found[0] if found else 0.0
 
 
+def duration(s: float) -> str:
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
 def time_text(record: dict) -> str:
     if record.get("time_text"):
         return record["time_text"]
@@ -116,7 +120,7 @@ def time_text(record: dict) -> str:
     if found is None:
         return "—"
     s, what = found
-    return (f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min") + f" ({what}, mean)"
+    return f"{duration(s)} ({what}, mean)"
 
 
 def hardware(record: dict) -> str:
@@ -272,29 +276,22 @@ def measured_times(recs: dict[str, dict], run_all: list[dict] = ()) -> str:
 
 
 def kinds_table(times: dict) -> str:
-    """BENCHMARKS.md's table of each task's cpu profile (the default without a CUDA GPU) timed on
-    each kind of CPU (`times`: measured_times' table), the commonest kind first, each later kind's
-    time also as a multiple of the first's where both took 10 s or more (shorter ones are mostly
-    start-up, timed to the second)."""
-    cpu = {task: [m for m in profiles.get("cpu", []) if m["kind"] and "no GPU" in m["hardware"]]
+    """BENCHMARKS.md's table of each task's cpu profile (the default without a CUDA GPU) timed on each
+    kind of CPU (`times`: measured_times' table), the commonest kind first. The times are as `exoml run`
+    prints them, from different sources (a run-all task's run folder, a measure.py row's whole run):
+    no ratios are drawn from them here."""
+    cpu = {task: {m["kind"]: m for m in profiles.get("cpu", []) if m["kind"] and "no GPU" in m["hardware"]}
            for task, profiles in times.items()}
     count: dict[str, int] = {}
-    for entries in cpu.values():
-        for m in entries:
-            count[m["kind"]] = count.get(m["kind"], 0) + 1
+    for on in cpu.values():
+        for kind in on:
+            count[kind] = count.get(kind, 0) + 1
     kinds = sorted(count, key=lambda k: -count[k])
     if len(kinds) < 2:
         return "Measured on one kind of CPU only."
     lines = ["| task | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
-    for task, entries in cpu.items():
-        on = {m["kind"]: m for m in entries}
-        first = on.get(kinds[0])
-        cells = []
-        for k in kinds:
-            m = on.get(k)
-            ratio = (f", {m['seconds'] / first['seconds']:.1f}x" if m and first and k != kinds[0]
-                     and min(m.get("seconds") or 0, first.get("seconds") or 0) >= 10 else "")
-            cells.append(f"{m['time']} ({m['row']}{ratio})" if m else "not measured")
+    for task, on in cpu.items():
+        cells = [f"{duration(on[k]['seconds'])} ({on[k]['row']})" if k in on else "not measured" for k in kinds]
         lines.append(f"| `{task}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

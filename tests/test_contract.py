@@ -219,6 +219,17 @@ def test_a_run_takes_the_time_measured_on_its_own_kind_of_machine(monkeypatch, c
     helped = " ".join(runner.config_parser(tasks.get("iris")).format_help().split())
     assert "took 55 min on Intel Core (AVX2), 2 cores, no GPU, 2 threads, 2026-12-07; took 13 min on AMD EPYC " \
            "(AVX512, bf16), 2 cores, no GPU, 2 threads, 2026-12-06" in helped
+    # with no time of its kind, a CPU takes the newest CPU time, a GPU the newest GPU time
+    gpu = {"time": "2 min", "hardware": "NVIDIA H100 80GB HBM3", "kind": "NVIDIA H100 80GB HBM3", "date": "2026-12-08",
+           "row": "g"}
+    monkeypatch.setattr(runner, "_measured_table", lambda: {"iris": {"cpu": [gpu, *times]}})
+    assert (runner.measured_time("iris", "cpu")["row"], runner.measured_time("iris", "cpu")["here"]) == ("b", False)
+    monkeypatch.setattr(train, "hardware", lambda: "NVIDIA A100-SXM4-40GB")
+    assert runner.measured_time("iris", "cpu")["row"] == "g"
+    monkeypatch.setattr(train, "hardware", lambda: "NVIDIA H100 80GB HBM3")
+    assert runner.measured_time("iris", "cpu")["here"] is True
+    monkeypatch.setattr(runner, "_measured_table", lambda: {"iris": {"cpu": times}})
+    monkeypatch.setattr(train, "hardware", lambda: "Apple M2 (NEON), 8 cores, no GPU")
     assert main(["run", "all", "--help"]) == 0  # the plan marks a time from another kind of machine
     out = capsys.readouterr().out
     assert "iris           cpu    took 55 min on Intel Core (AVX2), 2 cores, no GPU, 2 threads (2026-12-07) *" in out

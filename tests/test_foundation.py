@@ -118,6 +118,16 @@ def test_fit_keeps_the_best_epoch_and_stops_after_patience():
     assert "train_mse" in hist[0]
 
 
+def test_machine_kind_keeps_what_decides_speed():
+    """A CPU's kind is its vector kernels and cores, whatever its name (parentheses included); a GPU's,
+    its name; a CPU text without kernels (older records) has none. This machine's text has a kind."""
+    assert train.machine_kind("AMD EPYC (AVX512, bf16), 2 cores, no GPU") == "AVX512, bf16, 2 cores"
+    assert train.machine_kind("Intel(R) Core(TM) i5 (AVX2), 8 cores, no GPU") == "AVX2, 8 cores"
+    assert train.machine_kind("Intel(R) Xeon(R) Processor, 2 cores, no GPU") is None
+    assert train.machine_kind("NVIDIA H100 80GB HBM3") == "NVIDIA H100 80GB HBM3"
+    assert train.machine_kind(train.hardware())
+
+
 def test_idx_parser_rejects_bad_files():
     arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
     assert (parse_idx(idx_bytes(arr)) == arr).all()

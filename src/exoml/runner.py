@@ -40,14 +40,19 @@ def measured_times(task: str, profile: str) -> list[dict]:
 
 
 def measured_time(task: str, profile: str) -> dict | None:
-    """The measured time (measured_times) of this kind of machine, else the newest one with "here":
-    False (a time from another kind of machine, a rough guide only); None where none was measured."""
+    """The measured time (measured_times) of this kind of machine, with "here": True; else the newest
+    one of its class (a CPU's on a CPU, a GPU's on a GPU, where there is one), with "here": False: a time
+    from another kind of machine, a rough guide only. None where none was measured."""
     from .toolkit.train import hardware, machine_kind
     times = measured_times(task, profile)
     if not times:
         return None
-    kind = machine_kind(hardware())
-    return next((m for m in times if kind is not None and m.get("kind") == kind), {**times[0], "here": False})
+    here = hardware()
+    kind, cpu = machine_kind(here), here.endswith("no GPU")
+    same = next((m for m in times if kind is not None and m.get("kind") == kind), None)
+    if same is not None:
+        return {**same, "here": True}
+    return {**next((m for m in times if ("no GPU" in m["hardware"]) == cpu), times[0]), "here": False}
 
 
 @functools.cache

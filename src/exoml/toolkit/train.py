@@ -162,19 +162,21 @@ def cpu_has_bf16() -> bool:
 def cpu_model() -> str:
     """The CPU's name as the kernel reports it ("AMD EPYC"), else the platform's."""
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return platform.processor() or platform.machine()
 
 
+@cache
 def hardware() -> str:
     """This machine as result records and measured times name it: the GPU where CUDA is available, else
     "<CPU> (<vector kernels>[, bf16]), <N> cores, no GPU". The kernels PyTorch's CPU code uses (AVX512,
     AVX2, ...) and native bf16 say more of its speed than the name: one name ("AMD EPYC") covers hosts
-    whose image training differs five-fold."""
+    whose image training differs several-fold (BENCHMARKS.md, "Times by kind of CPU")."""
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
     kernels = torch.backends.cpu.get_cpu_capability() + (", bf16" if cpu_has_bf16() else "")
