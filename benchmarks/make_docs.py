@@ -280,7 +280,8 @@ def kinds_table(times: dict) -> str:
     kind of CPU (`times`: measured_times' table), the commonest kind first. The times are as `exoml run`
     prints them, from different sources (a run-all task's run folder, a measure.py row's whole run):
     no ratios are drawn from them here."""
-    cpu = {task: {m["kind"]: m for m in profiles.get("cpu", []) if m["kind"] and "no GPU" in m["hardware"]}
+    from exoml.toolkit.train import is_cpu
+    cpu = {task: {m["kind"]: m for m in profiles.get("cpu", []) if m["kind"] and is_cpu(m["hardware"])}
            for task, profiles in times.items()}
     count: dict[str, int] = {}
     for on in cpu.values():

@@ -43,16 +43,15 @@ def measured_time(task: str, profile: str) -> dict | None:
     """The measured time (measured_times) of this kind of machine, with "here": True; else the newest
     one of its class (a CPU's on a CPU, a GPU's on a GPU, where there is one), with "here": False: a time
     from another kind of machine, a rough guide only. None where none was measured."""
-    from .toolkit.train import hardware, machine_kind
+    from .toolkit.train import hardware, is_cpu, machine_kind
     times = measured_times(task, profile)
     if not times:
         return None
-    here = hardware()
-    kind, cpu = machine_kind(here), here.endswith("no GPU")
+    kind, cpu = machine_kind(hardware()), is_cpu(hardware())
     same = next((m for m in times if kind is not None and m.get("kind") == kind), None)
     if same is not None:
         return {**same, "here": True}
-    return {**next((m for m in times if ("no GPU" in m["hardware"]) == cpu), times[0]), "here": False}
+    return {**next((m for m in times if is_cpu(m["hardware"]) == cpu), times[0]), "here": False}
 
 
 @functools.cache

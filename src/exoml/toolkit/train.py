@@ -183,10 +183,15 @@ def hardware() -> str:
     return f"{cpu_model()} ({kernels}), {os.cpu_count()} cores, no GPU"
 
 
+def is_cpu(hardware: str) -> bool:
+    """Does a `hardware()` text (a record's, threads appended or not) name a CPU without a GPU?"""
+    return "no GPU" in hardware
+
+
 def machine_kind(hardware: str) -> str | None:
     """What of a `hardware()` text decides training speed: the GPU's name, or a CPU's vector kernels and
     cores ("AVX2, 2 cores"); None for a CPU text without its kernels (records older than them)."""
-    if not hardware.endswith("no GPU"):
+    if not is_cpu(hardware):
         return hardware
     found = re.search(r"\(([^()]*)\), (\d+) cores, no GPU$", hardware)
     return f"{found[1]}, {found[2]} cores" if found else None
