@@ -47,7 +47,8 @@ def measured_time(task: str, profile: str) -> dict | None:
     times = measured_times(task, profile)
     if not times:
         return None
-    kind, cpu = machine_kind(hardware()), is_cpu(hardware())
+    here = hardware()
+    kind, cpu = machine_kind(here), is_cpu(here)
     same = next((m for m in times if kind is not None and m.get("kind") == kind), None)
     if same is not None:
         return {**same, "here": True}
